@@ -1,0 +1,44 @@
+/**
+ * Whole-file writes that never leave a half-written file: temporary, fsync, rename, fsync of
+ * the folder.
+ * @module
+ */
+
+import { basename, dirname, join } from "node:path";
+
+/**
+ * Writes `data` to `path` atomically: readers see the old file or the whole new one, and
+ * after return the new content survives a crash.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  try {
+    const file = await Deno.open(tmp, { write: true, createNew: true });
+    try {
+      let off = 0;
+      while (off < bytes.length) off += await file.write(bytes.subarray(off));
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
+  await syncDirectory(dir);
+}
+
+/** Flushes a folder's entries (new names, renames) to storage. */
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await Deno.open(dir, { read: true });
+  try {
+    await handle.sync();
+  } catch {
+    // Some file systems refuse fsync on a folder; the rename itself is still atomic.
+  } finally {
+    handle.close();
+  }
+}

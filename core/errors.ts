@@ -1,0 +1,23 @@
+/**
+ * Typed errors of the data-transfer tool. Each carries a message a user can act on;
+ * entry points print `message` alone (no stack trace) and exit with `exitCode`.
+ * @module
+ */
+
+/** Base class of every error that is the user's to fix (bad input, bad config). */
+export class UserError extends Error {
+  /** Process exit code the entry point uses for this error. */
+  readonly exitCode: number;
+  /** Creates a user-facing error with an exit code (2 by default). */
+  constructor(message: string, exitCode = 2) {
+    super(message);
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+  }
+}
+
+/** The configuration file is missing, unreadable, not YAML, or has a bad key. */
+export class ConfigError extends UserError {}
+
+/** An input tree, table or schedule is not in the expected form. */
+export class InputError extends UserError {}

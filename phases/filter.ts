@@ -1,0 +1,43 @@
+/**
+ * `deno task filter --config FILE`: plans the transfer of every completed partition.
+ * @module
+ */
+
+import {
+  CONFIG_OPTION,
+  configFromCommand,
+  formatBytes,
+  parseCommand,
+  runMain,
+} from "../core/cli.ts";
+import { ExitCode } from "../core/exit_codes.ts";
+import { runFilter } from "../mod.ts";
+
+if (import.meta.main) {
+  await runMain(async () => {
+    const cmd = parseCommand(
+      "filter",
+      "Finds the successes.parquet and errors.parquet of every completed partition and plans a\n" +
+        "destination for each file not planned before (filter_table/*.csv).",
+      CONFIG_OPTION,
+    );
+    const config = await configFromCommand(cmd, "filter");
+    const s = await runFilter(config);
+    for (const p of s.changed) {
+      console.error(`warning: changed since planned: ${p.path}: ${p.reason}`);
+    }
+    for (const p of s.vanished) console.error(`warning: vanished: ${p.path}: ${p.reason}`);
+    for (const p of s.problems) console.error(`problem: ${p.path}: ${p.reason}`);
+    console.log(
+      `filter: ${s.partitionsSeen} partitions seen, ${s.partitionsCompleted} completed; ` +
+        `files planned: ${s.newFiles} new (${formatBytes(s.newBytes)}), ` +
+        `${s.alreadyPlanned} already planned; ${s.totalFiles} files, ${
+          formatBytes(s.totalBytes)
+        } ` +
+        `planned in all; ${s.changed.length} changed, ${s.vanished.length} vanished, ` +
+        `${s.problems.length} problems`,
+    );
+    console.log(s.tableWritten ? `filter: wrote ${s.tableWritten}` : "filter: nothing new to plan");
+    return s.problems.length > 0 ? ExitCode.Failures : ExitCode.Ok;
+  });
+}

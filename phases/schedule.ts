@@ -1,0 +1,36 @@
+/**
+ * `deno task schedule --config FILE`: combines the filter tables into `schedule.csv`.
+ * @module
+ */
+
+import {
+  CONFIG_OPTION,
+  configFromCommand,
+  formatBytes,
+  parseCommand,
+  runMain,
+} from "../core/cli.ts";
+import { ExitCode } from "../core/exit_codes.ts";
+import { runSchedule } from "../mod.ts";
+
+if (import.meta.main) {
+  await runMain(async () => {
+    const cmd = parseCommand(
+      "schedule",
+      "Combines all filter tables into schedule.csv, assigning files to the\n" +
+        "max_nodes * workers_per_node ranks of the worker jobs, balanced by bytes.",
+      CONFIG_OPTION,
+    );
+    const config = await configFromCommand(cmd, "schedule");
+    const s = await runSchedule(config);
+    const ideal = s.bytes / s.world;
+    const heaviest = Math.max(...s.loads);
+    const over = ideal > 0 ? ((heaviest / ideal - 1) * 100).toFixed(2) : "0.00";
+    console.log(
+      `schedule: ${s.files} files, ${formatBytes(s.bytes)} over ${s.world} ranks; ` +
+        `heaviest rank ${formatBytes(heaviest)} (${over}% over the ideal ${formatBytes(ideal)})`,
+    );
+    console.log(`schedule: wrote ${s.path}`);
+    return ExitCode.Ok;
+  });
+}
