@@ -1,0 +1,222 @@
+/**
+ * Communicators: {@linkcode Comm}, the world of an MPI job, and its single-process stand-in.
+ * @module
+ */
+
+import type { Abi } from "./abi.ts";
+import type { MpiBinding, ReduceOp } from "./binding.ts";
+import { MpiError } from "./errors.ts";
+import { MAX_MPI_COUNT, planGather } from "./gather.ts";
+
+export type { ReduceOp } from "./binding.ts";
+
+/** `MPI_COMM_WORLD`, or a one-process stand-in when there is no MPI. All calls block. */
+export interface Comm {
+  /** This process's rank, `0 <= rank < size`. */
+  readonly rank: number;
+  /** Number of processes. */
+  readonly size: number;
+  /** `"MPICH"`, `"Open MPI"`, `"Intel MPI"`, `"MVAPICH"`, ... or `"none"` without MPI. */
+  readonly implementation: string;
+  /** Text of `MPI_Get_library_version` (first line first), or `""` without MPI. */
+  readonly libraryVersion: string;
+  /** The libmpi in use (path or soname), or `null` without MPI. */
+  readonly library: string | null;
+  /** The ABI of that library, or `null` without MPI. */
+  readonly abi: Abi | null;
+  /** Waits until every rank has called it (`MPI_Barrier`). */
+  barrier(): void;
+  /**
+   * Gathers one byte payload per rank at `root` (collective: every rank calls it with the same
+   * `root`). Lengths may differ and may be 0. Returns the payloads in rank order at the root
+   * (possibly views of one buffer) and `null` elsewhere. Lengths are exchanged first, then the
+   * bytes move with `MPI_Gatherv`, in several rounds when the total exceeds the MPI count limit.
+   */
+  gather(bytes: Uint8Array, root?: number): Uint8Array[] | null;
+  /** Combines one number from every rank (`MPI_Allreduce` on doubles); every rank gets it. */
+  allreduce(value: number, op: ReduceOp): number;
+  /**
+   * Prints `[rank r/size] message` on stderr and ends the whole job (`MPI_Abort` on
+   * `MPI_COMM_WORLD`) with `code` (1 when `code` is not a positive integer).
+   */
+  abort(code: number, message: string): never;
+  /** Ends MPI (`MPI_Finalize`). Call it on every rank before exiting; later calls do nothing. */
+  finalize(): void;
+}
+
+function checkRoot(root: number, size: number): void {
+  if (!Number.isInteger(root) || root < 0 || root >= size) {
+    throw new RangeError(`gather root must be an integer in [0, ${size}), got ${root}`);
+  }
+}
+
+function checkOp(op: string): asserts op is ReduceOp {
+  if (op !== "sum" && op !== "max" && op !== "min") {
+    throw new RangeError(`allreduce op must be "sum", "max" or "min", got "${op}"`);
+  }
+}
+
+function exitCode(code: number): number {
+  return Number.isInteger(code) && code > 0 && code < 256 ? code : 1;
+}
+
+/** Copies `bytes` unless it is already a view of a plain `ArrayBuffer`. */
+function plain(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer
+    ? bytes as Uint8Array<ArrayBuffer>
+    : new Uint8Array(bytes);
+}
+
+/** A communicator of one process, used when no MPI launcher started this process. */
+export class SelfComm implements Comm {
+  /** Always 0. */
+  readonly rank = 0;
+  /** Always 1. */
+  readonly size = 1;
+  /** Always `"none"`. */
+  readonly implementation = "none";
+  /** Always `""`. */
+  readonly libraryVersion = "";
+  /** Always `null`. */
+  readonly library = null;
+  /** Always `null`. */
+  readonly abi = null;
+  /** Does nothing. */
+  barrier(): void {}
+  /** Returns a copy of `bytes` as the only payload. */
+  gather(bytes: Uint8Array, root = 0): Uint8Array[] {
+    checkRoot(root, 1);
+    return [bytes.slice()];
+  }
+  /** Returns `value`. */
+  allreduce(value: number, op: ReduceOp): number {
+    checkOp(op);
+    return value;
+  }
+  /** Prints `[rank 0/1] message` on stderr and exits with `code`. */
+  abort(code: number, message: string): never {
+    console.error(`[rank 0/1] ${message}`);
+    Deno.exit(exitCode(code));
+  }
+  /** Does nothing. */
+  finalize(): void {}
+}
+
+/** What {@linkcode WorldComm} needs besides the binding. */
+export interface WorldCommInit {
+  /** Rank from `MPI_Comm_rank`. */
+  readonly rank: number;
+  /** Size from `MPI_Comm_size`. */
+  readonly size: number;
+  /** Implementation name. */
+  readonly implementation: string;
+  /** Text of `MPI_Get_library_version`. */
+  readonly libraryVersion: string;
+  /** Largest total of one `MPI_Gatherv` round (default and maximum 2^31 - 1). */
+  readonly maxMessageBytes?: number;
+}
+
+/** `MPI_COMM_WORLD` of an initialised MPI library. */
+export class WorldComm implements Comm {
+  /** This process's rank. */
+  readonly rank: number;
+  /** Number of processes. */
+  readonly size: number;
+  /** Implementation name. */
+  readonly implementation: string;
+  /** Text of `MPI_Get_library_version`. */
+  readonly libraryVersion: string;
+  #mpi: MpiBinding;
+  #maxMessageBytes: number;
+  #finalized = false;
+
+  /** Wraps a binding on which `MPI_Init` has succeeded. */
+  constructor(mpi: MpiBinding, init: WorldCommInit) {
+    this.#mpi = mpi;
+    this.rank = init.rank;
+    this.size = init.size;
+    this.implementation = init.implementation;
+    this.libraryVersion = init.libraryVersion;
+    this.#maxMessageBytes = init.maxMessageBytes ?? MAX_MPI_COUNT;
+    planGather([], this.#maxMessageBytes); // validates maxMessageBytes
+  }
+
+  /** The libmpi in use. */
+  get library(): string {
+    return this.#mpi.library;
+  }
+
+  /** Its ABI. */
+  get abi(): Abi {
+    return this.#mpi.abi;
+  }
+
+  #live(what: string): MpiBinding {
+    if (this.#finalized) {
+      throw new MpiError(`${what} called after finalize(): MPI is no longer usable`);
+    }
+    return this.#mpi;
+  }
+
+  /** `MPI_Barrier(MPI_COMM_WORLD)`. */
+  barrier(): void {
+    this.#live("barrier").barrier();
+  }
+
+  /** Gathers the lengths (`MPI_Allgather`), then the bytes (`MPI_Gatherv` rounds). */
+  gather(bytes: Uint8Array, root = 0): Uint8Array[] | null {
+    const mpi = this.#live("gather");
+    checkRoot(root, this.size);
+    const send = plain(bytes);
+    const lengths = new Float64Array(this.size);
+    mpi.allgatherDouble(send.length, lengths);
+    const rounds = planGather(Array.from(lengths), this.#maxMessageBytes);
+    const isRoot = this.rank === root;
+    if (rounds.length <= 1) {
+      const total = rounds[0]?.total ?? 0;
+      const recv = isRoot ? new Uint8Array(total) : null;
+      if (rounds.length === 1) {
+        const round = rounds[0];
+        mpi.gatherv(send, recv, isRoot ? round.counts : null, isRoot ? round.displs : null, root);
+      }
+      if (recv === null) return null;
+      let offset = 0;
+      return Array.from(lengths, (length) => recv.subarray(offset, offset += length));
+    }
+    const out = isRoot ? Array.from(lengths, (length) => new Uint8Array(length)) : null;
+    const staging = isRoot ? new Uint8Array(Math.max(...rounds.map((r) => r.total))) : null;
+    for (const round of rounds) {
+      const start = round.offsets[this.rank];
+      const chunk = send.subarray(start, start + round.counts[this.rank]);
+      mpi.gatherv(chunk, staging, isRoot ? round.counts : null, isRoot ? round.displs : null, root);
+      if (out === null || staging === null) continue;
+      for (let rank = 0; rank < this.size; rank++) {
+        const from = round.displs[rank];
+        out[rank].set(staging.subarray(from, from + round.counts[rank]), round.offsets[rank]);
+      }
+    }
+    return out;
+  }
+
+  /** `MPI_Allreduce` of one double with `MPI_SUM`, `MPI_MAX` or `MPI_MIN`. */
+  allreduce(value: number, op: ReduceOp): number {
+    const mpi = this.#live("allreduce");
+    checkOp(op);
+    return mpi.allreduceDouble(value, op);
+  }
+
+  /** Prints `[rank r/size] message` on stderr, then `MPI_Abort(MPI_COMM_WORLD, code)`. */
+  abort(code: number, message: string): never {
+    const status = exitCode(code);
+    console.error(`[rank ${this.rank}/${this.size}] ${message}`);
+    if (!this.#finalized) this.#mpi.abort(status);
+    Deno.exit(status);
+  }
+
+  /** `MPI_Finalize`; later calls do nothing. */
+  finalize(): void {
+    if (this.#finalized) return;
+    this.#finalized = true;
+    this.#mpi.finalize();
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The MPI layer: a thin, typed, synchronous wrapper of libmpi (MPICH or Open MPI ABI) loaded with
+ * `Deno.dlopen`, read like mpi4py. It is the only code of the tool that touches libmpi.
+ *
+ * ```ts
+ * import { runWorld } from "./mpi/mod.ts";
+ * await runWorld((comm) => {
+ *   const all = comm.gather(new TextEncoder().encode(`hello from ${comm.rank}`));
+ *   if (all !== null) console.log(all.length);
+ *   return comm.allreduce(1, "sum") === comm.size ? 0 : 1;
+ * });
+ * ```
+ *
+ * Library choice:
+ * - `DT_MPI_LIBRARY`: path or soname of the libmpi to load (for example
+ *   `/opt/openmpi/lib/libmpi.so.40`); nothing else is tried when it is set.
+ * - Otherwise the launcher's environment chooses: `OMPI_COMM_WORLD_*` → Open MPI
+ *   (`libmpi.so.40`); `PMI_*` / `HYDI_CONTROL_FD` → MPICH family (`libmpich.so.12`,
+ *   `libmpi.so.12`); `PMIX_*` or a Slurm step → both families; `libmpi.so` last.
+ * - Without a launcher the tool runs as one process and does not load MPI. With a launcher
+ *   that started more than one process, failing to use MPI is an {@linkcode MpiError}.
+ *
+ * Errors: an entry point should run under {@linkcode runWorld}, which turns an exception in
+ * any rank into `comm.abort(code, message)` (`[rank r/size] message` on stderr, then
+ * `MPI_Abort` on `MPI_COMM_WORLD`), so no rank is left waiting in a collective; or catch errors
+ * itself and call `comm.abort`. Every rank must call `comm.finalize()` before exiting.
+ *
+ * All calls block the calling thread (and so Deno's event loop) until MPI returns: settle the
+ * rank's own pending async work before entering a collective.
+ *
+ * The ABI is detected from the library (`ompi_mpi_comm_world` means Open MPI); Open MPI's handles
+ * are the addresses of its global symbols, found with libc's `dlsym`, and the library is opened
+ * with `RTLD_GLOBAL` so its plugins load. Requires `--allow-ffi` and `--allow-env`.
+ * @module
+ */
+
+export type { Abi } from "./abi.ts";
+export type { Comm, ReduceOp } from "./comm.ts";
+export { MpiCallError, MpiError } from "./errors.ts";
+export {
+  detectLauncher,
+  type Env,
+  type Launcher,
+  type LauncherKind,
+  libraryCandidates,
+} from "./locate.ts";
+export { LIBRARY_ENV, openWorld, type OpenWorldOptions, runWorld } from "./world.ts";

@@ -1,0 +1,318 @@
+/**
+ * Tests of the MPI layer. The launcher tests run the real `mpirun.mpich` and `mpirun.openmpi`
+ * (they fail, never skip, when one is missing) on tests/fixtures/mpi_gather_driver.ts and on
+ * phases/mpi_check.ts.
+ *
+ * Open MPI runs with `OMPI_MCA_btl_vader_single_copy_mechanism=none`: the multi-MB gathers use
+ * the shared-memory BTL's single-copy path (CMA), which needs ptrace rights that containers
+ * often withhold, and Open MPI 4.1 then prints warnings or fails. Copying through shared memory
+ * is as correct, only slower.
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import {
+  detectLauncher,
+  libraryCandidates,
+  MpiError,
+  openWorld,
+  type OpenWorldOptions,
+} from "../mpi/mod.ts";
+import { planGather } from "../mpi/gather.ts";
+import { payload, type ScenarioResult, SCENARIOS, sha256 } from "./fixtures/mpi_gather_driver.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const DRIVER = "tests/fixtures/mpi_gather_driver.ts";
+const CHECK = "phases/mpi_check.ts";
+const TIMEOUT_MS = 30_000;
+
+type Impl = "mpich" | "openmpi";
+const LAUNCHERS: Record<Impl, { command: string; install: string; name: string }> = {
+  mpich: { command: "mpirun.mpich", install: "apt-get install mpich", name: "MPICH" },
+  openmpi: {
+    command: "mpirun.openmpi",
+    install: "apt-get install openmpi-bin",
+    name: "Open MPI",
+  },
+};
+
+const LAUNCHER_VARS = /^(OMPI_|PMI_|PMIX_|SLURM_|HYDI_|HYDRA_|MPIR_CVAR_|MV2_|I_MPI_|DT_MPI_)/;
+
+/** The test's environment without anything that looks like an MPI launcher. */
+function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env = Object.fromEntries(
+    Object.entries(Deno.env.toObject()).filter(([name]) => !LAUNCHER_VARS.test(name)),
+  );
+  return { ...env, ...extra };
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function run(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<Run> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+  try {
+    const out = await new Deno.Command(command, {
+      args,
+      cwd: ROOT,
+      env,
+      clearEnv: true,
+      stdin: "null",
+      signal: controller.signal,
+    }).output();
+    const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+    const result = { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+    if (controller.signal.aborted) {
+      throw new Error(
+        `${command} ${args.join(" ")} did not end within ${TIMEOUT_MS} ms:\n` +
+          result.stderr,
+      );
+    }
+    return result;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(`${command} is not installed: install it to run these tests`);
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Runs `deno run -A script args` under the real launcher of `impl` with `n` ranks. */
+function mpirun(
+  impl: Impl,
+  n: number,
+  script: string,
+  args: string[] = [],
+  extraEnv: Record<string, string> = {},
+): Promise<Run> {
+  const { command, install } = LAUNCHERS[impl];
+  const launcherArgs = ["-n", String(n)];
+  const env = cleanEnv(extraEnv);
+  if (impl === "openmpi") {
+    launcherArgs.push("--oversubscribe");
+    if (Deno.uid() === 0) launcherArgs.push("--allow-run-as-root");
+    env.OMPI_MCA_btl_vader_single_copy_mechanism = "none";
+  }
+  return run(command, [...launcherArgs, Deno.execPath(), "run", "-A", script, ...args], env)
+    .catch((error) => {
+      if (String(error).includes("is not installed")) {
+        throw new Error(`${command} is not installed: ${install} to run the MPI tests`);
+      }
+      throw error;
+    });
+}
+
+function deno(script: string, args: string[], env: Record<string, string>): Promise<Run> {
+  return run(Deno.execPath(), ["run", "-A", script, ...args], env);
+}
+
+function explain(result: Run): string {
+  return `exit ${result.code}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
+}
+
+// --- Environment detection and planning (no MPI) --------------------------------------------
+
+Deno.test("detectLauncher: Open MPI, Hydra, srun pmi2 / pmix, Slurm step, none", () => {
+  const ompi = detectLauncher({
+    OMPI_COMM_WORLD_SIZE: "4",
+    OMPI_COMM_WORLD_RANK: "1",
+    PMIX_RANK: "1",
+  });
+  assert.equal(ompi?.kind, "openmpi");
+  assert.equal(ompi?.size, 4);
+  const hydra = detectLauncher({ PMI_RANK: "0", PMI_SIZE: "3", PMI_FD: "6", HYDI_CONTROL_FD: "7" });
+  assert.deepEqual([hydra?.kind, hydra?.size], ["pmi", 3]);
+  const pmi2 = detectLauncher({ PMI_FD: "5", SLURM_STEP_ID: "0", SLURM_STEP_NUM_TASKS: "8" });
+  assert.deepEqual([pmi2?.kind, pmi2?.size], ["pmi", 8]);
+  const pmix = detectLauncher({ PMIX_RANK: "2", SLURM_STEP_ID: "1", SLURM_STEP_NUM_TASKS: "6" });
+  assert.deepEqual([pmix?.kind, pmix?.size], ["pmix", 6]);
+  assert.deepEqual([detectLauncher({ PMIX_NAMESPACE: "x" })?.size], [null]);
+  const step = detectLauncher({ SLURM_STEP_ID: "0", SLURM_NTASKS: "2", SLURM_PROCID: "1" });
+  assert.deepEqual([step?.kind, step?.size], ["slurm", 2]);
+  // A batch script (allocation without a step) and a plain shell are not launchers.
+  assert.equal(detectLauncher({ SLURM_JOB_ID: "7", SLURM_NTASKS: "4" }), null);
+  assert.equal(detectLauncher({ MPIR_CVAR_ASYNC_PROGRESS: "1", HYDRA_IFACE: "eth0" }), null);
+  assert.equal(detectLauncher({}), null);
+});
+
+Deno.test("libraryCandidates: family of the launcher first, libmpi.so last", () => {
+  const at = (env: Record<string, string>) => libraryCandidates(detectLauncher(env)!, env);
+  assert.deepEqual(at({ OMPI_COMM_WORLD_SIZE: "2" }), ["libmpi.so.40", "libmpi.so"]);
+  assert.deepEqual(at({ PMI_SIZE: "2" }), ["libmpich.so.12", "libmpi.so.12", "libmpi.so"]);
+  assert.deepEqual(at({ PMIX_RANK: "0" }), [
+    "libmpi.so.40",
+    "libmpich.so.12",
+    "libmpi.so.12",
+    "libmpi.so",
+  ]);
+  assert.equal(at({ PMIX_RANK: "0", MPIR_CVAR_X: "1" })[0], "libmpich.so.12");
+  assert.deepEqual(at({ PMI_FD: "3", SLURM_STEP_ID: "0" }).slice(0, 3), [
+    "libmpich.so.12",
+    "libmpi.so.12",
+    "libmpi.so.40",
+  ]);
+});
+
+Deno.test("planGather: rounds stay within the limit and cover every byte once", () => {
+  assert.deepEqual(planGather([0, 0, 0]), []);
+  const lengths = [0, 10, 3, 25, 0, 7];
+  for (const max of [1, 4, 9, 45, 1000]) {
+    const rounds = planGather(lengths, max);
+    const sent = lengths.map(() => 0);
+    for (const round of rounds) {
+      assert.ok(round.total <= max && round.total > 0);
+      round.counts.forEach((count, rank) => {
+        assert.equal(round.offsets[rank], sent[rank]);
+        assert.ok(round.displs[rank] + count <= round.total);
+        sent[rank] += count;
+      });
+    }
+    assert.deepEqual(sent, lengths);
+    assert.equal(rounds.length, Math.ceil(45 / max));
+  }
+  assert.throws(() => planGather([1], 0), RangeError);
+  assert.throws(() => planGather([1], 2 ** 31), RangeError);
+});
+
+Deno.test("openWorld without a launcher: one process, no MPI, said once", () => {
+  const lines: string[] = [];
+  const options: OpenWorldOptions = { env: {}, log: (line) => lines.push(line) };
+  const comm = openWorld(options);
+  assert.deepEqual([comm.rank, comm.size, comm.implementation, comm.library], [0, 1, "none", null]);
+  assert.equal(lines.length, 1);
+  assert.match(lines[0], /no MPI launcher detected/);
+  const bytes = new Uint8Array([1, 2, 3]);
+  const gathered = comm.gather(bytes);
+  assert.deepEqual(gathered, [bytes]);
+  assert.notEqual(gathered?.[0], bytes);
+  assert.equal(comm.allreduce(2.5, "sum"), 2.5);
+  assert.throws(() => comm.gather(bytes, 1), RangeError);
+  comm.barrier();
+  comm.finalize();
+});
+
+Deno.test("openWorld: launcher says 2 processes but the library is missing → MpiError", () => {
+  const library = "/nonexistent/libmpi-for-test.so";
+  assert.throws(
+    () => openWorld({ env: { OMPI_COMM_WORLD_SIZE: "2" }, libraryPath: library }),
+    (error: unknown) =>
+      error instanceof MpiError && error.message.includes(library) &&
+      error.message.includes("OMPI_COMM_WORLD_SIZE=2"),
+  );
+});
+
+// --- Entry point without a launcher ---------------------------------------------------------
+
+Deno.test("mpi_check: single process without a launcher", async () => {
+  const result = await deno(CHECK, [], cleanEnv());
+  assert.equal(result.code, 0, explain(result));
+  assert.match(result.stdout, /^implementation: none$/m);
+  assert.match(result.stdout, /^rank 0\/1$/m);
+  assert.match(result.stdout, /^mpi-check: OK$/m);
+  assert.equal(result.stderr.match(/no MPI launcher detected/g)?.length, 1, explain(result));
+});
+
+Deno.test("mpi_check --help", async () => {
+  const result = await deno(CHECK, ["--help"], cleanEnv());
+  assert.equal(result.code, 0, explain(result));
+  assert.match(result.stdout, /^Usage:/);
+  const bad = await deno(CHECK, ["--bogus"], cleanEnv());
+  assert.equal(bad.code, 2, explain(bad));
+});
+
+Deno.test("mpi_check: OMPI_COMM_WORLD_SIZE=2 with a missing DT_MPI_LIBRARY fails", async () => {
+  const library = "/nonexistent/dir/libmpi.so.40";
+  const env = cleanEnv({ OMPI_COMM_WORLD_SIZE: "2", OMPI_COMM_WORLD_RANK: "0" });
+  const result = await deno(CHECK, [], { ...env, DT_MPI_LIBRARY: library });
+  assert.notEqual(result.code, 0, explain(result));
+  assert.ok(result.stderr.includes(library), explain(result));
+  assert.doesNotMatch(result.stdout, /mpi-check: OK/);
+});
+
+// --- Real launchers -------------------------------------------------------------------------
+
+interface DriverLine {
+  implementation: string;
+  abi: string;
+  size: number;
+  sum: number;
+  max: number;
+  min: number;
+  scenarios: ScenarioResult[];
+}
+
+function checkDriver(impl: Impl, n: number, result: Run): void {
+  assert.equal(result.code, 0, explain(result));
+  const lines = result.stdout.trim().split("\n").filter((line) => line.startsWith("{"));
+  assert.equal(lines.length, 1, explain(result));
+  const line = JSON.parse(lines[0]) as DriverLine;
+  assert.equal(line.implementation, LAUNCHERS[impl].name);
+  assert.equal(line.abi, impl);
+  assert.equal(line.size, n);
+  assert.equal(line.sum, n * (n - 1) / 2 + n * 0.5);
+  assert.equal(line.max, (n - 1) * 2);
+  assert.equal(line.min, -(n - 1));
+  assert.deepEqual(line.scenarios.map((s) => s.name), Object.keys(SCENARIOS));
+  for (const scenario of line.scenarios) {
+    const ranks = Array.from({ length: n }, (_, rank) => rank);
+    assert.equal(scenario.root, scenario.name === "uneven" ? n - 1 : 0);
+    assert.deepEqual(scenario.lengths, ranks.map((rank) => SCENARIOS[scenario.name](rank, n)));
+    assert.deepEqual(
+      scenario.digests,
+      ranks.map((rank) => sha256(payload(scenario.name, rank, n))),
+      `payload bytes of scenario ${scenario.name}`,
+    );
+  }
+}
+
+for (const impl of ["mpich", "openmpi"] as const) {
+  const name = LAUNCHERS[impl].command;
+
+  for (const n of [2, 3]) {
+    Deno.test(`${name} -n ${n}: gather 0 B .. 4.5 MB uneven payloads byte for byte, allreduce`, async () => {
+      checkDriver(impl, n, await mpirun(impl, n, DRIVER));
+    });
+  }
+
+  Deno.test(`${name} -n 3: gathers split in 1 MB MPI_Gatherv rounds`, async () => {
+    checkDriver(impl, 3, await mpirun(impl, 3, DRIVER, ["--max-message-bytes", "1000003"]));
+  });
+
+  Deno.test(`${name} -n 3: mpi_check passes`, async () => {
+    const result = await mpirun(impl, 3, CHECK);
+    assert.equal(result.code, 0, explain(result));
+    assert.match(result.stdout, new RegExp(`^implementation: ${LAUNCHERS[impl].name}$`, "m"));
+    assert.match(result.stdout, /^library version: \S+/m);
+    for (const rank of [0, 1, 2]) assert.match(result.stdout, new RegExp(`^rank ${rank}/3$`, "m"));
+    assert.match(result.stdout, /^gather: 3 payloads, 3017 bytes$/m);
+    assert.match(result.stdout, /^allreduce: sum=3 max=2 min=0$/m);
+    assert.match(result.stdout, /^mpi-check: OK$/m);
+  });
+
+  Deno.test(`${name} -n 3: an error in rank 1 aborts the job instead of hanging`, async () => {
+    const result = await mpirun(impl, 3, DRIVER, ["--fail-rank", "1"]);
+    assert.notEqual(result.code, 0, explain(result));
+    assert.match(result.stderr, /\[rank 1\/3\] Error: driver: rank 1 fails on purpose/);
+    assert.doesNotMatch(result.stdout, /^\{/m);
+  });
+
+  const other = impl === "mpich" ? "libmpi.so.40" : "libmpich.so.12";
+  Deno.test(`${name} -n 2 with the other MPI's library (${other}): size mismatch error`, async () => {
+    const result = await mpirun(impl, 2, CHECK, [], { DT_MPI_LIBRARY: other });
+    assert.notEqual(result.code, 0, explain(result));
+    assert.ok(result.stderr.includes(other), explain(result));
+    assert.match(result.stderr, /which means 2 processes, but .* reports 1/);
+    assert.doesNotMatch(result.stdout, /mpi-check: OK/);
+  });
+}
