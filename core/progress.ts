@@ -1,0 +1,85 @@
+/**
+ * Progress across ranks without extra MPI traffic: each rank writes a small JSON snapshot to
+ * the tool's `logs/` folder; rank 0 adds them up and shows one line (live on a terminal,
+ * periodic otherwise).
+ * @module
+ */
+
+import { join } from "node:path";
+import { writeFileAtomic } from "./atomic_file.ts";
+import { formatBytes } from "./cli.ts";
+
+/** One rank's progress. */
+export interface RankProgress {
+  /** The rank. */
+  rank: number;
+  /** Files this rank has to do in this run. */
+  filesTotal: number;
+  /** Bytes this rank has to do in this run. */
+  bytesTotal: number;
+  /** Files finished (verified or failed). */
+  filesDone: number;
+  /** Bytes finished. */
+  bytesDone: number;
+  /** Files failed. */
+  failed: number;
+  /** When the rank started (epoch ms). */
+  startedMs: number;
+}
+
+/** Path of a rank's snapshot. */
+export function progressPath(logs: string, rank: number): string {
+  return join(logs, `progress_rank${rank}.json`);
+}
+
+/** Writes a rank's snapshot. */
+export async function writeProgress(logs: string, p: RankProgress): Promise<void> {
+  await writeFileAtomic(progressPath(logs, p.rank), JSON.stringify(p));
+}
+
+/** Reads the snapshots of ranks `0..size-1` (missing ones are skipped). */
+export async function readProgress(logs: string, size: number): Promise<RankProgress[]> {
+  const out: RankProgress[] = [];
+  for (let r = 0; r < size; r++) {
+    try {
+      out.push(JSON.parse(await Deno.readTextFile(progressPath(logs, r))));
+    } catch {
+      // not written yet
+    }
+  }
+  return out;
+}
+
+/** Formats seconds as `1h02m03s`. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = s % 60;
+  return h > 0
+    ? `${h}h${String(m).padStart(2, "0")}m${String(r).padStart(2, "0")}s`
+    : m > 0
+    ? `${m}m${String(r).padStart(2, "0")}s`
+    : `${r}s`;
+}
+
+/** One progress line from all ranks' snapshots. */
+export function progressLine(all: RankProgress[], nowMs: number): string {
+  const sum = (f: (p: RankProgress) => number) => all.reduce((s, p) => s + f(p), 0);
+  const files = sum((p) => p.filesDone);
+  const filesTotal = sum((p) => p.filesTotal);
+  const bytes = sum((p) => p.bytesDone);
+  const bytesTotal = sum((p) => p.bytesTotal);
+  const start = Math.min(...all.map((p) => p.startedMs));
+  const secs = (nowMs - start) / 1000;
+  const rate = secs > 0 ? bytes / secs : 0;
+  const left = rate > 0 ? (bytesTotal - bytes) / rate : Infinity;
+  return `progress: ${files}/${filesTotal} files, ${formatBytes(bytes)}/${
+    formatBytes(bytesTotal)
+  }` +
+    `, ${formatBytes(rate)}/s, ${sum((p) => p.failed)} failed, ` +
+    `time left ${
+      bytes >= bytesTotal ? "0s" : formatDuration(left)
+    } (${all.length} ranks reporting)`;
+}

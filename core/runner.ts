@@ -1,0 +1,491 @@
+/**
+ * The run phase on one MPI rank: copies this rank's share of the schedule, each file read
+ * once while hashed, made durable, verified, then published under its final name by a step
+ * that never overwrites. Resumable: what a verification log records as verified is skipped.
+ * @module
+ */
+
+import { basename, dirname, join } from "node:path";
+import type { Config } from "./config.ts";
+import { readCheckpoint } from "./checkpoint.ts";
+import { InputError, UserError } from "./errors.ts";
+import { syncDirectory } from "./atomic_file.ts";
+import { safeServerName, temporaryPath, toolPaths } from "./layout.ts";
+import { readSchedule } from "./plan_table.ts";
+import type { ScheduleRow } from "./plan_table.ts";
+import { balanceRows } from "./schedule.ts";
+import { readVerificationLogs, VerificationLog } from "./verification_log.ts";
+import type { VerificationRecord } from "./verification_log.ts";
+import { copyAndHash, hashFile, TransferIoError } from "./copy_file.ts";
+import type { Md5Engine } from "./md5.ts";
+import { currentToken, formatToken, sweepTemporaries } from "./temporaries.ts";
+import type { WriterToken } from "./temporaries.ts";
+import type { Deadline } from "./time_budget.ts";
+import { writeProgress } from "./progress.ts";
+import type { RankProgress } from "./progress.ts";
+
+/** What one rank did in one run. */
+export interface RankReport {
+  /** The rank. */
+  rank: number;
+  /** Files assigned to this rank in this run (not verified before). */
+  assigned: number;
+  /** Files copied and verified in this run. */
+  done: number;
+  /** Files found already published with the right content (counted as verified). */
+  existing: number;
+  /** Files of the schedule already verified before this run (all ranks see the same). */
+  skipped: number;
+  /** Files that failed, with their reasons. */
+  failed: Array<{ srcPath: string; dstPath: string; reason: string }>;
+  /** Files not started because the time budget ran out. */
+  left: number;
+  /** Bytes copied and verified. */
+  bytes: number;
+  /** MD5 of each verified file: `[dst_path, md5]`. */
+  md5: Array<[string, string]>;
+  /** True when the rank stopped taking files for the time budget. */
+  stoppedForTime: boolean;
+  /** Wall time of the rank in ms. */
+  elapsedMs: number;
+  /** Bytes read from storage (source and destination) per byte copied. */
+  readsPerByte: number;
+  /** Temporaries of crashed runs removed by this rank. */
+  temporariesRemoved: number;
+}
+
+/** Test-only hooks (set by the tests through the environment, see `phases/run.ts`). */
+export interface RunnerHooks {
+  /** Runs after a temporary was written and synced, before verification. */
+  afterWrite?: (row: ScheduleRow, tmpPath: string, attempt: number) => Promise<void> | void;
+}
+
+/** Options of {@linkcode runRank}. */
+export interface RunRankOptions {
+  /** This process's rank. */
+  rank: number;
+  /** Number of ranks. */
+  size: number;
+  /** MD5 engine. */
+  engine: Md5Engine;
+  /** When to stop taking files. */
+  deadline: Deadline;
+  /** List this rank's files instead of copying them. */
+  dryRun?: boolean;
+  /** Receives one log line (the caller writes it to the rank's log and stderr). */
+  log: (line: string) => void;
+  /** Test-only hooks. */
+  hooks?: RunnerHooks;
+  /** Writer identity (default: from the environment). */
+  token?: WriterToken;
+  /** Epoch ms now (for tests). */
+  now?: () => number;
+  /**
+   * Called once every rank has to wait for the others: after the leftover temporaries are
+   * swept, before any copy starts (`comm.barrier` under MPI), so that no sweep ever sees a
+   * temporary of this run.
+   */
+  barrier?: () => void;
+}
+
+/** Thrown when the schedule names a path outside the configured folders. */
+export class ScheduleRootError extends InputError {}
+
+function inside(root: string, path: string): boolean {
+  return path.startsWith(root.endsWith("/") ? root : root + "/") && !path.includes("/../") &&
+    !path.includes("/./");
+}
+
+/**
+ * Checks that a schedule row reads under the images folder and writes exactly
+ * `<dst folder>/server=<safe name>/<data|errors>_<id>.parquet`. A hand-edited schedule cannot
+ * make the runner write anywhere else.
+ */
+export function checkRowRoots(config: Config, row: ScheduleRow, where: string): void {
+  if (!inside(config.imagesFolder, row.srcPath)) {
+    throw new ScheduleRootError(
+      `${where}: src_path ${row.srcPath} is outside the images folder ${config.imagesFolder}: refused`,
+    );
+  }
+  const root = row.kind === "successes" ? config.dstImageFolder : config.dstErrorFolder;
+  const prefix = row.kind === "successes" ? "data_" : "errors_";
+  const server = basename(dirname(row.dstPath));
+  const name = basename(row.dstPath);
+  const ok = dirname(dirname(row.dstPath)) === root && server.startsWith("server=") &&
+    server.slice(7) === safeServerName(server.slice(7)) && name.startsWith(prefix) &&
+    name.endsWith(".parquet") && /^[A-Za-z0-9._-]+$/.test(name) && inside(root, row.dstPath);
+  if (!ok) {
+    throw new ScheduleRootError(
+      `${where}: dst_path ${row.dstPath} is not of the form ${root}/server=<name>/` +
+        `${prefix}<id>.parquet: refused`,
+    );
+  }
+}
+
+/** This rank's work for a run: the rows not yet verified, balanced over `size` ranks. */
+export interface RankPlan {
+  /** Rows of this rank, largest first. */
+  mine: ScheduleRow[];
+  /** Rows of the schedule already verified. */
+  verified: number;
+  /** All rows of the schedule. */
+  all: ScheduleRow[];
+}
+
+/** Loads the schedule and the logs and returns this rank's share of what is left. */
+export async function planRank(config: Config, rank: number, size: number): Promise<RankPlan> {
+  const paths = toolPaths(config);
+  const checkpoint = await readCheckpoint(paths.checkpoint);
+  if (checkpoint.scheduling_completed !== true) {
+    throw new InputError(
+      `${paths.checkpoint}: scheduling is not completed (or the filter ran since); ` +
+        `run 'deno task schedule' first`,
+    );
+  }
+  const all = await readSchedule(paths.schedule);
+  all.forEach((row, i) => checkRowRoots(config, row, `${paths.schedule} row ${i + 2}`));
+  const state = await readVerificationLogs(paths.verification);
+  const left = all.filter((r) => state.byDst.get(r.dstPath)?.status !== "verified");
+  const mine = balanceRows(left, size).filter((r) => r.rank === rank);
+  mine.sort((a, b) => b.sizeBytes - a.sizeBytes || (a.srcPath < b.srcPath ? -1 : 1));
+  return { mine, verified: all.length - left.length, all };
+}
+
+function describe(err: unknown): string {
+  return err instanceof UserError ? err.message : (err as Error)?.message ?? String(err);
+}
+
+/** Runs this rank's share of the schedule. */
+export async function runRank(config: Config, options: RunRankOptions): Promise<RankReport> {
+  const now = options.now ?? Date.now;
+  const started = now();
+  const paths = toolPaths(config);
+  const t = config.transfer;
+  const plan = await planRank(config, options.rank, options.size);
+  const report: RankReport = {
+    rank: options.rank,
+    assigned: plan.mine.length,
+    done: 0,
+    existing: 0,
+    skipped: plan.verified,
+    failed: [],
+    left: 0,
+    bytes: 0,
+    md5: [],
+    stoppedForTime: false,
+    elapsedMs: 0,
+    readsPerByte: 0,
+    temporariesRemoved: 0,
+  };
+  if (options.dryRun) {
+    for (const r of plan.mine) {
+      options.log(`would copy ${r.srcPath} -> ${r.dstPath} (${r.sizeBytes} bytes)`);
+    }
+    report.left = plan.mine.length;
+    return report;
+  }
+  const token = options.token ?? currentToken();
+  const tokenText = formatToken(token);
+  await Deno.mkdir(paths.logs, { recursive: true });
+  const finals = new Set(plan.all.map((r) => r.dstPath));
+  const folders = [...new Set(plan.all.map((r) => dirname(r.dstPath)))].sort()
+    .filter((_, i) => i % options.size === options.rank);
+  const sweep = await sweepTemporaries(folders, finals, token);
+  report.temporariesRemoved = sweep.removed.length;
+  for (const p of sweep.removed) options.log(`removed leftover temporary ${p}`);
+  for (const p of sweep.kept) options.log(`kept temporary ${p}: its writer may still be running`);
+  options.barrier?.();
+
+  const log = await VerificationLog.create(
+    paths.verification,
+    `rank${options.rank}_${tokenText}_${started}`,
+    t.logSyncEvery,
+  );
+  const progress: RankProgress = {
+    rank: options.rank,
+    filesTotal: plan.mine.length,
+    bytesTotal: plan.mine.reduce((s, r) => s + r.sizeBytes, 0),
+    filesDone: 0,
+    bytesDone: 0,
+    failed: 0,
+    startedMs: started,
+  };
+  await writeProgress(paths.logs, progress);
+  let lastProgress = now();
+  let readBytes = 0;
+  const marginMs = t.timeMarginSeconds * 1000;
+  const queue = plan.mine.slice();
+
+  const finish = async (row: ScheduleRow, rec: VerificationRecord) => {
+    await log.append(rec);
+    progress.filesDone++;
+    progress.bytesDone += row.sizeBytes;
+    if (rec.status === "verified") {
+      report.md5.push([row.dstPath, rec.hashsumSrc]);
+      if (rec.verifyMode === "existing") report.existing++;
+      else report.done++;
+      report.bytes += rec.sizeBytes;
+      options.log(
+        `verified ${row.dstPath} (${rec.sizeBytes} bytes, md5 ${rec.hashsumSrc}, ${rec.verifyMode})`,
+      );
+    } else {
+      progress.failed++;
+      report.failed.push({ srcPath: row.srcPath, dstPath: row.dstPath, reason: rec.reason });
+      options.log(`FAILED ${row.srcPath} -> ${row.dstPath}: ${rec.reason}`);
+    }
+    if (now() - lastProgress > 2000) {
+      lastProgress = now();
+      await writeProgress(paths.logs, progress);
+    }
+  };
+
+  const worker = async () => {
+    while (queue.length > 0) {
+      const end = options.deadline.endsAtMs;
+      if (end !== null && now() + marginMs >= end) {
+        if (!report.stoppedForTime) {
+          options.log(
+            `time budget: less than ${t.timeMarginSeconds}s left (${options.deadline.source}); ` +
+              `stopping with ${queue.length} files left for the next job`,
+          );
+        }
+        report.stoppedForTime = true;
+        return;
+      }
+      const row = queue.shift()!;
+      const { record, bytesRead } = await transferOne(row, config, options, tokenText);
+      readBytes += bytesRead;
+      await finish(row, record);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, t.filesInFlight) }, worker));
+  } finally {
+    await log.close();
+  }
+  report.left = queue.length;
+  report.elapsedMs = now() - started;
+  report.readsPerByte = report.bytes > 0 ? readBytes / report.bytes : 0;
+  await writeProgress(paths.logs, progress);
+  return report;
+}
+
+function record(
+  row: ScheduleRow,
+  fields: Partial<VerificationRecord> & Pick<VerificationRecord, "status">,
+): VerificationRecord {
+  return {
+    srcPath: row.srcPath,
+    dstPath: row.dstPath,
+    hashsumSrc: "",
+    hashsumDst: "",
+    sizeBytes: row.sizeBytes,
+    verifyMode: "md5",
+    verifiedAt: new Date().toISOString(),
+    reason: "",
+    numRows: -1,
+    ...fields,
+  };
+}
+
+async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.lstat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+/**
+ * A file already sits at the final name: it counts as done when its MD5 equals the
+ * source's, and is a conflict (never overwritten) otherwise.
+ */
+async function checkExisting(
+  row: ScheduleRow,
+  engine: Md5Engine,
+  bufferSize: number,
+  md5Src: string | null,
+): Promise<{ record: VerificationRecord; bytesRead: number }> {
+  const info = await Deno.lstat(row.dstPath);
+  if (!info.isFile) {
+    return {
+      record: record(row, {
+        status: "failed",
+        reason: `conflict: ${row.dstPath} exists and is not a regular file; not overwritten`,
+      }),
+      bytesRead: 0,
+    };
+  }
+  const dst = await hashFile(row.dstPath, { engine, bufferSize });
+  let read = dst.sizeBytes;
+  let srcMd5 = md5Src;
+  if (srcMd5 === null) {
+    const src = await hashFile(row.srcPath, { engine, bufferSize });
+    srcMd5 = src.md5;
+    read += src.sizeBytes;
+  }
+  if (srcMd5 === dst.md5) {
+    return {
+      record: record(row, {
+        status: "verified",
+        verifyMode: "existing",
+        hashsumSrc: srcMd5,
+        hashsumDst: dst.md5,
+        sizeBytes: dst.sizeBytes,
+      }),
+      bytesRead: read,
+    };
+  }
+  return {
+    record: record(row, {
+      status: "failed",
+      hashsumSrc: srcMd5,
+      hashsumDst: dst.md5,
+      reason: `conflict: ${row.dstPath} already exists with md5 ${dst.md5}, the source has ` +
+        `${srcMd5}; not overwritten`,
+    }),
+    bytesRead: read,
+  };
+}
+
+/** Copies, verifies and publishes one file; never throws for a per-file failure. */
+async function transferOne(
+  row: ScheduleRow,
+  config: Config,
+  options: RunRankOptions,
+  token: string,
+): Promise<{ record: VerificationRecord; bytesRead: number }> {
+  const t = config.transfer;
+  const engine = options.engine;
+  const folder = dirname(row.dstPath);
+  try {
+    const folderInfo = await lstatOrNull(folder);
+    if (folderInfo?.isSymlink) {
+      return {
+        record: record(row, {
+          status: "failed",
+          reason: `destination folder ${folder} is a symlink: refused (never followed)`,
+        }),
+        bytesRead: 0,
+      };
+    }
+    if (!folderInfo) await Deno.mkdir(folder, { recursive: true });
+    if (await lstatOrNull(row.dstPath)) return await checkExisting(row, engine, t.bufferSize, null);
+    let reason = "";
+    let bytesRead = 0;
+    for (let attempt = 0; attempt <= t.retries; attempt++) {
+      const tmp = temporaryPath(row.dstPath, token);
+      const hook = options.hooks?.afterWrite;
+      const result = await copyAndHash(row.srcPath, tmp, {
+        engine,
+        verify: t.verifyMode,
+        bufferSize: t.bufferSize,
+        buffers: t.buffers,
+        dropCache: t.dropCache,
+        afterWrite: hook ? (p) => hook(row, p, attempt) : undefined,
+      });
+      bytesRead += result.bytesRead.source + result.bytesRead.destination;
+      if (!result.ok) {
+        reason = `verification failed after ${attempt + 1} attempt(s): ${result.mismatch}`;
+        options.log(`attempt ${attempt + 1} of ${row.dstPath}: ${result.mismatch}`);
+        await Deno.remove(tmp).catch(() => {});
+        continue;
+      }
+      try {
+        await Deno.link(tmp, row.dstPath);
+      } catch (err) {
+        await Deno.remove(tmp).catch(() => {});
+        if (err instanceof Deno.errors.AlreadyExists) {
+          const existing = await checkExisting(row, engine, t.bufferSize, result.md5Src);
+          return { record: existing.record, bytesRead: bytesRead + existing.bytesRead };
+        }
+        throw err;
+      }
+      await Deno.remove(tmp);
+      await syncDirectory(folder);
+      return {
+        record: record(row, {
+          status: "verified",
+          verifyMode: t.verifyMode,
+          hashsumSrc: result.md5Src,
+          hashsumDst: result.md5Dst ?? "",
+          sizeBytes: result.sizeBytes,
+        }),
+        bytesRead,
+      };
+    }
+    return { record: record(row, { status: "failed", reason }), bytesRead };
+  } catch (err) {
+    if (
+      err instanceof TransferIoError || err instanceof Deno.errors.NotFound ||
+      err instanceof Deno.errors.PermissionDenied || (err as Error)?.message?.includes("os error")
+    ) {
+      return { record: record(row, { status: "failed", reason: describe(err) }), bytesRead: 0 };
+    }
+    throw err;
+  }
+}
+
+/** Summary of a run over all ranks, as rank 0 writes it to `run_summary.json`. */
+export interface RunSummary {
+  /** When the run ended (ISO 8601). */
+  finishedAt: string;
+  /** Ranks. */
+  size: number;
+  /** Schedule rows. */
+  scheduled: number;
+  /** Already verified before this run. */
+  skipped: number;
+  /** Copied and verified in this run. */
+  done: number;
+  /** Found already published and correct. */
+  existing: number;
+  /** Failed in this run. */
+  failed: number;
+  /** Not started for lack of time. */
+  left: number;
+  /** Bytes copied and verified. */
+  bytes: number;
+  /** Longest rank wall time, seconds. */
+  seconds: number;
+  /** Bytes per second over the run. */
+  bytesPerSecond: number;
+  /** Storage reads per byte copied, over all ranks. */
+  readsPerByte: number;
+  /** Any rank stopped for the time budget. */
+  stoppedForTime: boolean;
+  /** Every failure with its reason. */
+  failures: RankReport["failed"];
+  /** Per-rank figures. */
+  ranks: Array<Omit<RankReport, "md5" | "failed">>;
+}
+
+/** Combines the ranks' reports (rank order) into the run summary. */
+export function summarize(reports: RankReport[], scheduled: number): RunSummary {
+  const sum = (f: (r: RankReport) => number) => reports.reduce((s, r) => s + f(r), 0);
+  const seconds = Math.max(...reports.map((r) => r.elapsedMs)) / 1000;
+  const bytes = sum((r) => r.bytes);
+  return {
+    finishedAt: new Date().toISOString(),
+    size: reports.length,
+    scheduled,
+    skipped: reports[0]?.skipped ?? 0,
+    done: sum((r) => r.done),
+    existing: sum((r) => r.existing),
+    failed: sum((r) => r.failed.length),
+    left: sum((r) => r.left),
+    bytes,
+    seconds,
+    bytesPerSecond: seconds > 0 ? bytes / seconds : 0,
+    readsPerByte: bytes > 0 ? sum((r) => r.readsPerByte * r.bytes) / bytes : 0,
+    stoppedForTime: reports.some((r) => r.stoppedForTime),
+    failures: reports.flatMap((r) => r.failed),
+    ranks: reports.map(({ md5: _m, failed: _f, ...rest }) => rest),
+  };
+}
+
+/** Path of a rank's log in the tool's `logs/` folder. */
+export function rankLogPath(config: Config, rank: number, token: string): string {
+  return join(toolPaths(config).logs, `run_rank${rank}_${token}.log`);
+}

@@ -1,0 +1,238 @@
+/**
+ * The run phase under the real launchers of both MPI implementations: files arrive
+ * byte-identical, logged hashes match an independent md5sum, re-runs copy nothing, corruption
+ * is caught and never published, per-file faults leave the other files going through.
+ * @module
+ */
+
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { join } from "node:path";
+import { readSchedule, readVerificationLogs } from "../mod.ts";
+import type { ScheduleRow } from "../mod.ts";
+import { addPartition, makeWorkspace, runScript } from "./support/fixture.ts";
+import type { Workspace, WorkspaceOptions } from "./support/fixture.ts";
+import { MPI_IMPLS, mpirun } from "./support/mpi_launch.ts";
+
+async function md5sum(path: string): Promise<string> {
+  const out = await new Deno.Command("md5sum", { args: [path], stdout: "piped" }).output();
+  assert(out.success, `md5sum ${path}`);
+  return new TextDecoder().decode(out.stdout).split(" ")[0];
+}
+
+async function planned(options: WorkspaceOptions, partitions: number, size = 20_000) {
+  const ws = await makeWorkspace(options);
+  for (let p = 0; p < partitions; p++) {
+    await addPartition(ws, ["img.org%3A8080", "cdn.net:443", "plain"][p % 3], p, {
+      successes: size + p * 997,
+      errors: 300 + p,
+    });
+  }
+  const f = await runScript("phases/filter.ts", ["--config", ws.configPath]);
+  assertEquals(f.code, 0, f.stderr);
+  const s = await runScript("phases/schedule.ts", ["--config", ws.configPath]);
+  assertEquals(s.code, 0, s.stderr);
+  return { ws, rows: await readSchedule(join(ws.tool, "schedule.csv")) };
+}
+
+/** Every file of the dataset folders, relative names, temporaries included. */
+function datasetFiles(ws: Workspace): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    let entries: Deno.DirEntry[] = [];
+    try {
+      entries = [...Deno.readDirSync(dir)];
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory) walk(p);
+      else out.push(p);
+    }
+  };
+  walk(ws.dstImages);
+  walk(ws.dstErrors);
+  return out.sort();
+}
+
+async function assertAllPublished(ws: Workspace, rows: ScheduleRow[]) {
+  const files = datasetFiles(ws);
+  assertEquals(
+    files,
+    rows.map((r) => r.dstPath).sort(),
+    "exactly the scheduled files, no temporaries",
+  );
+  const state = await readVerificationLogs(join(ws.tool, "verification"));
+  for (const row of rows) {
+    const src = await Deno.readFile(row.srcPath);
+    const dst = await Deno.readFile(row.dstPath);
+    assertEquals(dst, src, `${row.dstPath} is byte-identical`);
+    const rec = state.byDst.get(row.dstPath);
+    assert(rec, `a record for ${row.dstPath}`);
+    assertEquals(rec.status, "verified");
+    const md5 = await md5sum(row.srcPath);
+    assertEquals(rec.hashsumSrc, md5);
+    assertEquals(rec.hashsumDst, await md5sum(row.dstPath));
+    assertEquals(rec.sizeBytes, src.length);
+  }
+}
+
+for (const impl of MPI_IMPLS) {
+  for (const n of [2, 3]) {
+    Deno.test(`run: ${impl} with ${n} ranks copies every file verified; a re-run copies nothing`, async () => {
+      const { ws, rows } = await planned({ workersPerNode: n }, 9);
+      const r = await mpirun(impl, n, "phases/run.ts", ["--config", ws.configPath]);
+      assertEquals(r.code, 0, r.stdout + r.stderr);
+      assertMatch(
+        r.stdout,
+        new RegExp(`run: ${n} rank\\(s\\), MPI ${impl === "mpich" ? "MPICH" : "Open MPI"}`),
+      );
+      assertMatch(
+        r.stdout,
+        /run: 18 files copied and verified, 0 found already published, 0 verified before, 0 failed, 0 left/,
+      );
+      assertMatch(r.stdout, /2\.00 reads per byte/);
+      await assertAllPublished(ws, rows);
+      const summary = JSON.parse(await Deno.readTextFile(join(ws.tool, "run_summary.json")));
+      assertEquals(summary.size, n);
+      assertEquals(summary.done, 18);
+      const logs = [...Deno.readDirSync(join(ws.tool, "logs"))].map((e) => e.name);
+      for (let rank = 0; rank < n; rank++) {
+        assert(logs.some((l) => l.startsWith(`run_rank${rank}_`)), `rank ${rank} wrote a log`);
+      }
+      const again = await mpirun(impl, n, "phases/run.ts", ["--config", ws.configPath]);
+      assertEquals(again.code, 0, again.stderr);
+      assertMatch(
+        again.stdout,
+        /run: 0 files copied and verified, 0 found already published, 18 verified before, 0 failed, 0 left/,
+      );
+      await assertAllPublished(ws, rows);
+      await Deno.remove(ws.dir, { recursive: true });
+    });
+  }
+}
+
+Deno.test("run: bytes mode verifies byte for byte and records the source md5", async () => {
+  const { ws, rows } = await planned({ transfer: { verify_mode: "bytes" } }, 4);
+  const r = await mpirun("mpich", 2, "phases/run.ts", ["--config", ws.configPath]);
+  assertEquals(r.code, 0, r.stderr);
+  assertMatch(r.stdout, /verify bytes/);
+  assertMatch(r.stdout, /3\.00 reads per byte/);
+  await assertAllPublished(ws, rows);
+  const state = await readVerificationLogs(join(ws.tool, "verification"));
+  for (const rec of state.byDst.values()) assertEquals(rec.verifyMode, "bytes");
+  await Deno.remove(ws.dir, { recursive: true });
+});
+
+Deno.test("run: a corrupted copy is caught and retried; one corrupted every time is never published", async () => {
+  const { ws, rows } = await planned({ transfer: { retries: 2 } }, 6);
+  const r = await mpirun("openmpi", 2, "phases/run.ts", ["--config", ws.configPath], {
+    env: { DT_TEST_CORRUPT: "partition_id=1/successes" + ":1" },
+  });
+  assertEquals(r.code, 0, r.stderr);
+  await assertAllPublished(ws, rows);
+  const logText = [...Deno.readDirSync(join(ws.tool, "logs"))]
+    .filter((e) => e.name.endsWith(".log"))
+    .map((e) => Deno.readTextFileSync(join(ws.tool, "logs", e.name))).join("");
+  assertMatch(logText, /attempt 1 of .*: md5 mismatch|attempt 1 of .*mismatch/);
+
+  const bad = rows.find((x) => x.srcPath.includes("partition_id=2/successes"))!;
+  const { ws: ws2, rows: rows2 } = await planned({ transfer: { retries: 2 } }, 6);
+  const bad2 = rows2.find((x) => x.srcPath.includes("partition_id=2/successes"))!;
+  const r2 = await mpirun("mpich", 2, "phases/run.ts", ["--config", ws2.configPath], {
+    env: { DT_TEST_CORRUPT: "partition_id=2/successes" },
+  });
+  assertEquals(r2.code, 3, r2.stdout + r2.stderr);
+  assertMatch(
+    r2.stderr,
+    /failed: .*partition_id=2\/successes\.parquet -> .*: verification failed after 3 attempt\(s\)/,
+  );
+  assertMatch(r2.stdout, /11 files copied and verified, .* 1 failed/);
+  const files = datasetFiles(ws2);
+  assertEquals(files.length, 11, "the corrupted file is not published and no temporary is left");
+  assert(!files.includes(bad2.dstPath));
+  // A clean re-run copies only the failed file.
+  const r3 = await mpirun("mpich", 2, "phases/run.ts", ["--config", ws2.configPath]);
+  assertEquals(r3.code, 0, r3.stderr);
+  assertMatch(
+    r3.stdout,
+    /1 files copied and verified, 0 found already published, 11 verified before/,
+  );
+  await assertAllPublished(ws2, rows2);
+  assert(bad.dstPath !== bad2.dstPath);
+  await Deno.remove(ws.dir, { recursive: true });
+  await Deno.remove(ws2.dir, { recursive: true });
+});
+
+Deno.test("run: a vanished source and an existing different file fail clearly; the rest goes through", async () => {
+  const { ws, rows } = await planned({}, 6);
+  const gone = rows.find((x) => x.srcPath.includes("partition_id=3/errors"))!;
+  await Deno.remove(gone.srcPath);
+  const conflict = rows.find((x) => x.srcPath.includes("partition_id=4/successes"))!;
+  await Deno.mkdir(join(conflict.dstPath, ".."), { recursive: true });
+  await Deno.writeTextFile(conflict.dstPath, "someone else's file");
+  const same = rows.find((x) => x.srcPath.includes("partition_id=5/successes"))!;
+  await Deno.mkdir(join(same.dstPath, ".."), { recursive: true });
+  await Deno.copyFile(same.srcPath, same.dstPath);
+  const r = await mpirun("mpich", 2, "phases/run.ts", ["--config", ws.configPath]);
+  assertEquals(r.code, 3, r.stdout + r.stderr);
+  assertMatch(r.stderr, /partition_id=3\/errors\.parquet -> .*: open-source failed for .*ENOENT/);
+  assertMatch(r.stderr, /conflict: .* already exists with md5 .*; not overwritten/);
+  assertMatch(
+    r.stdout,
+    /9 files copied and verified, 1 found already published, 0 verified before, 2 failed/,
+  );
+  assertEquals(
+    await Deno.readTextFile(conflict.dstPath),
+    "someone else's file",
+    "never overwritten",
+  );
+  await Deno.remove(ws.dir, { recursive: true });
+});
+
+async function mountTmpfs(dir: string, size: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const out = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir],
+    stderr: "piped",
+  }).output();
+  assert(
+    out.success,
+    `mount tmpfs on ${dir} (tests run as root): ${new TextDecoder().decode(out.stderr)}`,
+  );
+}
+
+async function umount(dir: string): Promise<void> {
+  await new Deno.Command("umount", { args: [dir] }).output();
+}
+
+Deno.test("run: a full and a read-only destination fail with the system's reason; the rest goes through", async () => {
+  const { ws, rows } = await planned({}, 6, 200_000);
+  // Errors go to a read-only file system, successes to one too small for all of them.
+  await mountTmpfs(ws.dstErrors, "1m");
+  await new Deno.Command("mount", { args: ["-o", "remount,ro", ws.dstErrors] }).output();
+  await mountTmpfs(ws.dstImages, "600k");
+  try {
+    const r = await mpirun("openmpi", 2, "phases/run.ts", ["--config", ws.configPath]);
+    assertEquals(r.code, 3, r.stdout + r.stderr);
+    assertMatch(r.stderr, /EROFS|Read-only file system/);
+    assertMatch(r.stderr, /ENOSPC|No space left/);
+    const published = datasetFiles(ws);
+    assert(published.length >= 1, "some successes went through");
+    for (const p of published) {
+      assert(!p.split("/").pop()!.startsWith("."), `no temporary left: ${p}`);
+      const row = rows.find((x) => x.dstPath === p)!;
+      assertEquals(await Deno.readFile(p), await Deno.readFile(row.srcPath));
+    }
+    // Once there is room and the file system is writable again, a re-run completes.
+    await new Deno.Command("mount", { args: ["-o", "remount,rw", ws.dstErrors] }).output();
+    await new Deno.Command("mount", { args: ["-o", "remount,size=16m", ws.dstImages] }).output();
+    const again = await mpirun("mpich", 2, "phases/run.ts", ["--config", ws.configPath]);
+    assertEquals(again.code, 0, again.stderr);
+    await assertAllPublished(ws, rows);
+  } finally {
+    await umount(ws.dstImages);
+    await umount(ws.dstErrors);
+  }
+  await Deno.remove(ws.dir, { recursive: true });
+});
