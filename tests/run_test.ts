@@ -7,11 +7,11 @@
 
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { join } from "node:path";
-import { readSchedule, readVerificationLogs } from "../mod.ts";
+import { readSchedule, readVerificationLogs, temporaryPath } from "../mod.ts";
 import type { ScheduleRow } from "../mod.ts";
-import { addPartition, makeWorkspace, runScript } from "./support/fixture.ts";
+import { addPartition, makeWorkspace, REPO, runScript } from "./support/fixture.ts";
 import type { Workspace, WorkspaceOptions } from "./support/fixture.ts";
-import { MPI_IMPLS, mpirun } from "./support/mpi_launch.ts";
+import { cleanEnv, launcherArgs, MPI_IMPLS, mpirun } from "./support/mpi_launch.ts";
 
 async function md5sum(path: string): Promise<string> {
   const out = await new Deno.Command("md5sum", { args: [path], stdout: "piped" }).output();
@@ -236,3 +236,155 @@ Deno.test("run: a full and a read-only destination fail with the system's reason
   }
   await Deno.remove(ws.dir, { recursive: true });
 });
+
+Deno.test("run: a rank killed with SIGKILL mid-run, then a re-run, ends with every file once, verified", async () => {
+  for (const impl of MPI_IMPLS) {
+    const { ws, rows } = await planned(
+      { transfer: { buffer_size: 65536, files_in_flight: 1 } },
+      12,
+      1_500_000,
+    );
+    const cmd = new Deno.Command("sh", {
+      args: [
+        "-c",
+        `exec "$@"`,
+        "sh",
+        ...launcherArgs(impl, 2, [
+          Deno.execPath(),
+          "run",
+          "-A",
+          join(REPO, "phases/run.ts"),
+          "--config",
+          ws.configPath,
+        ]),
+      ],
+      env: cleanEnv(),
+      clearEnv: true,
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    // Wait until some files are verified, then kill one rank's process outright.
+    const logs = join(ws.tool, "verification");
+    const deadline = Date.now() + 60_000;
+    let victim: number | null = null;
+    while (Date.now() < deadline && victim === null) {
+      await new Promise((r) => setTimeout(r, 50));
+      const state = await readVerificationLogs(logs).catch(() => null);
+      if (!state || state.byDst.size < 2) continue;
+      const names = state.files.map((f) => f.split("/").pop()!);
+      const m = names.map((n) => /^rank1_[^@]+@[^@]+@(\d+)_/.exec(n)).find((x) => x);
+      if (m) victim = Number(m[1]);
+    }
+    assert(victim !== null, "a rank started and verified files");
+    Deno.kill(victim, "SIGKILL");
+    const status = await cmd.status;
+    assert(!status.success, "the job fails when a rank is killed");
+    const before = (await readVerificationLogs(logs)).byDst.size;
+    assert(before < rows.length, `killed before the end (${before} of ${rows.length})`);
+    const again = await mpirun(impl, 2, "phases/run.ts", ["--config", ws.configPath]);
+    assertEquals(again.code, 0, again.stdout + again.stderr);
+    await assertAllPublished(ws, rows);
+    await Deno.remove(ws.dir, { recursive: true });
+  }
+});
+
+Deno.test("run: the time budget stops the run with exit 4; the next job finishes the work", async () => {
+  const { ws, rows } = await planned({ transfer: { time_margin_seconds: 60 } }, 6);
+  // Less time left than the margin: stops before taking any file.
+  const r = await mpirun("mpich", 2, "phases/run.ts", [
+    "--config",
+    ws.configPath,
+    "--time-limit",
+    "30s",
+  ]);
+  assertEquals(r.code, 4, r.stdout + r.stderr);
+  assertMatch(
+    r.stderr,
+    /time budget: less than 60s left \(--time-limit 30s\); stopping with \d+ files left/,
+  );
+  assertMatch(r.stdout, /0 files copied and verified, .* 12 left/);
+  assertEquals(datasetFiles(ws), []);
+  // SLURM_JOB_END_TIME (set by Slurm 23.02 and later) is honoured the same way.
+  const end = String(Math.floor(Date.now() / 1000) + 30);
+  const r2 = await mpirun("openmpi", 2, "phases/run.ts", ["--config", ws.configPath], {
+    env: { SLURM_JOB_END_TIME: end },
+  });
+  assertEquals(r2.code, 4, r2.stdout + r2.stderr);
+  assertMatch(r2.stderr, /\(SLURM_JOB_END_TIME\)/);
+  const r3 = await mpirun("mpich", 2, "phases/run.ts", [
+    "--config",
+    ws.configPath,
+    "--time-limit",
+    "1:00:00",
+  ]);
+  assertEquals(r3.code, 0, r3.stderr);
+  await assertAllPublished(ws, rows);
+  await Deno.remove(ws.dir, { recursive: true });
+});
+
+Deno.test("run: --dry-run lists this rank's files and copies nothing", async () => {
+  const { ws, rows } = await planned({}, 3);
+  const r = await runScript("phases/run.ts", ["--config", ws.configPath, "--dry-run"], {
+    env: cleanEnv(),
+  });
+  assertEquals(r.code, 0, r.stderr);
+  for (const row of rows) assert(r.stderr.includes(`would copy ${row.srcPath} -> ${row.dstPath}`));
+  assertEquals(datasetFiles(ws), []);
+  await Deno.remove(ws.dir, { recursive: true });
+});
+
+Deno.test("run: a world larger than the schedule's re-balances and still copies everything once", async () => {
+  const { ws, rows } = await planned({ workersPerNode: 2 }, 7);
+  const r = await mpirun("openmpi", 3, "phases/run.ts", ["--config", ws.configPath]);
+  assertEquals(r.code, 0, r.stderr);
+  const summary = JSON.parse(await Deno.readTextFile(join(ws.tool, "run_summary.json")));
+  assertEquals(summary.ranks.map((x: { assigned: number }) => x.assigned > 0), [true, true, true]);
+  await assertAllPublished(ws, rows);
+  await Deno.remove(ws.dir, { recursive: true });
+});
+
+Deno.test("run: a schedule edited to write outside the dataset folders is refused, nothing written", async () => {
+  const { ws } = await planned({}, 2);
+  const path = join(ws.tool, "schedule.csv");
+  const text = await Deno.readTextFile(path);
+  await Deno.writeTextFile(
+    path,
+    text.replace(/\/dataset\/images\/server=[^/]+\//, "/dataset/images/../../evil/"),
+  );
+  const r = await runScript("phases/run.ts", ["--config", ws.configPath], { env: cleanEnv() });
+  assertEquals(r.code, 2, r.stderr);
+  assertMatch(
+    r.stderr,
+    /schedule\.csv row \d+: dst_path .* is not of the form .*\/server=<name>\/data_<id>\.parquet: refused/,
+  );
+  assertEquals(datasetFiles(ws), []);
+  await Deno.remove(ws.dir, { recursive: true });
+});
+
+Deno.test("run: leftover temporaries of dead writers are removed, those of live writers kept", async () => {
+  const { ws, rows } = await planned({}, 2);
+  const row = rows[0];
+  await Deno.mkdir(join(row.dstPath, ".."), { recursive: true });
+  const dead = temporaryPath(row.dstPath, `none@${Deno.hostname()}@999999999`);
+  const live = temporaryPath(rows[1].dstPath, `none@${Deno.hostname()}@${Deno.pid}`);
+  const foreign = join(row.dstPath, "..", ".someone-elses-file");
+  for (const p of [dead, foreign]) await Deno.writeTextFile(p, "partial");
+  await Deno.mkdir(join(live, ".."), { recursive: true });
+  await Deno.writeTextFile(live, "partial");
+  const r = await runScript("phases/run.ts", ["--config", ws.configPath], { env: cleanEnv() });
+  assertEquals(r.code, 0, r.stderr);
+  assertMatch(r.stderr, /kept temporary .*: its writer may still be running/);
+  assert(!(await exists(dead)), "dead writer's temporary removed");
+  assert(await exists(live), "live writer's temporary kept");
+  assert(await exists(foreign), "files of others never touched");
+  await Deno.remove(ws.dir, { recursive: true });
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
