@@ -245,35 +245,11 @@ export async function generateTree(options: GenerateTreeOptions): Promise<TreeSu
         files: [],
       };
 
-      const successPath = `${dir}/${SOURCE_FILE.successes}`;
-      const successBatchRows = Math.max(1, Math.floor(o.batchBytes / o.imageBytes));
-      const successBytes = await writeParquetFile(
-        successPath,
-        successBatches(
-          Prng.fromKey(`${o.seed}/${s}/${p}/successes`),
-          host,
-          successRows,
-          successBatchRows,
-          o.imageBytes,
-        ),
-        successProperties(o),
+      partition.files.push(
+        ...await writePartitionFiles(o, dir, host, `${o.seed}/${s}/${p}`, successRows, errorRows),
       );
-      partition.files.push({
-        path: successPath,
-        kind: "successes",
-        rows: successRows,
-        bytes: successBytes,
-      });
-      options.onFile?.(partition.files[0]);
-
-      const errorPath = `${dir}/${SOURCE_FILE.errors}`;
-      const errorBytes = await writeParquetFile(
-        errorPath,
-        errorBatches(Prng.fromKey(`${o.seed}/${s}/${p}/errors`), host, errorRows, 65536),
-        errorProperties(o),
-      );
-      partition.files.push({ path: errorPath, kind: "errors", rows: errorRows, bytes: errorBytes });
-      options.onFile?.(partition.files[1]);
+      for (const f of partition.files) options.onFile?.(f);
+      const [successBytes, errorBytes] = partition.files.map((f) => f.bytes);
 
       if (partition.completed) {
         await Deno.writeFile(`${dir}/completed`, new Uint8Array(0));
@@ -287,6 +263,80 @@ export async function generateTree(options: GenerateTreeOptions): Promise<TreeSu
     }
   }
   return summary;
+}
+
+/** Options of {@linkcode writePartition}. */
+export interface WritePartitionOptions {
+  /** Server name as the downloader writes it (its host goes into the rows). */
+  server: string;
+  /** Key of the deterministic random streams: the same key gives the same bytes. */
+  key: string;
+  /** Rows of `successes.parquet`. */
+  successRows: number;
+  /** Rows of `errors.parquet`. */
+  errorRows: number;
+  /** Mean size of an image blob in bytes (default as in {@linkcode generateTree}). */
+  imageBytes?: number;
+  /** Compression (default zstd). */
+  compression?: GeneratorCompression;
+}
+
+/**
+ * Writes the `successes.parquet` and `errors.parquet` of one partition into `dir` (created
+ * if needed), without the `completed` marker. Used by tests that build trees by hand.
+ */
+export async function writePartition(
+  dir: string,
+  options: WritePartitionOptions,
+): Promise<GeneratedFile[]> {
+  const o = resolveOptions({
+    root: dir,
+    imageBytes: options.imageBytes,
+    compression: options.compression,
+  });
+  await Deno.mkdir(dir, { recursive: true });
+  const host = decodeURIComponent(options.server).replace(/:\d+$/, "");
+  return await writePartitionFiles(
+    o,
+    dir,
+    host,
+    options.key,
+    options.successRows,
+    options.errorRows,
+  );
+}
+
+async function writePartitionFiles(
+  o: ResolvedOptions,
+  dir: string,
+  host: string,
+  key: string,
+  successRows: number,
+  errorRows: number,
+): Promise<GeneratedFile[]> {
+  const successPath = `${dir}/${SOURCE_FILE.successes}`;
+  const successBatchRows = Math.max(1, Math.floor(o.batchBytes / o.imageBytes));
+  const successBytes = await writeParquetFile(
+    successPath,
+    successBatches(
+      Prng.fromKey(`${key}/successes`),
+      host,
+      successRows,
+      successBatchRows,
+      o.imageBytes,
+    ),
+    successProperties(o),
+  );
+  const errorPath = `${dir}/${SOURCE_FILE.errors}`;
+  const errorBytes = await writeParquetFile(
+    errorPath,
+    errorBatches(Prng.fromKey(`${key}/errors`), host, errorRows, 65536),
+    errorProperties(o),
+  );
+  return [
+    { path: successPath, kind: "successes", rows: successRows, bytes: successBytes },
+    { path: errorPath, kind: "errors", rows: errorRows, bytes: errorBytes },
+  ];
 }
 
 function resolveOptions(options: GenerateTreeOptions): ResolvedOptions {

@@ -18,6 +18,7 @@ import { readVerificationLogs, VerificationLog } from "./verification_log.ts";
 import type { VerificationRecord } from "./verification_log.ts";
 import { copyAndHash, hashFile, TransferIoError } from "./copy_file.ts";
 import type { Md5Engine } from "./md5.ts";
+import { inspectParquet, InvalidParquetError } from "./parquet_check.ts";
 import { currentToken, formatToken, sweepTemporaries } from "./temporaries.ts";
 import type { WriterToken } from "./temporaries.ts";
 import type { Deadline } from "./time_budget.ts";
@@ -372,6 +373,30 @@ async function transferOne(
     }
     if (!folderInfo) await Deno.mkdir(folder, { recursive: true });
     if (await lstatOrNull(row.dstPath)) return await checkExisting(row, engine, t.bufferSize, null);
+    const source = await lstatOrNull(row.srcPath);
+    if (!source?.isFile) {
+      const what = source ? "is not a regular file any more" : "is gone (ENOENT: no such file)";
+      return {
+        record: record(row, { status: "failed", reason: `source ${row.srcPath} ${what}` }),
+        bytesRead: 0,
+      };
+    }
+    let numRows = -1;
+    try {
+      numRows = (await inspectParquet(row.srcPath)).numRows;
+    } catch (err) {
+      if (!(err instanceof InvalidParquetError)) throw err;
+      if (!t.allowInvalidParquet) {
+        return {
+          record: record(row, {
+            status: "failed",
+            reason: `${err.message}; not transferred (data_transfer.allow_invalid_parquet: ` +
+              `true copies such files anyway)`,
+          }),
+          bytesRead: 0,
+        };
+      }
+    }
     let reason = "";
     let bytesRead = 0;
     for (let attempt = 0; attempt <= t.retries; attempt++) {
@@ -392,6 +417,15 @@ async function transferOne(
         await Deno.remove(tmp).catch(() => {});
         continue;
       }
+      if (numRows >= 0) {
+        const copied = await inspectParquet(tmp).then((i) => i.numRows, (e) => e as Error);
+        if (copied !== numRows) {
+          await Deno.remove(tmp).catch(() => {});
+          const got = copied instanceof Error ? copied.message : `${copied} rows`;
+          reason = `row count differs: the source has ${numRows} rows, the copy ${got}`;
+          continue;
+        }
+      }
       try {
         await Deno.link(tmp, row.dstPath);
       } catch (err) {
@@ -411,6 +445,7 @@ async function transferOne(
           hashsumSrc: result.md5Src,
           hashsumDst: result.md5Dst ?? "",
           sizeBytes: result.sizeBytes,
+          numRows,
         }),
         bytesRead,
       };

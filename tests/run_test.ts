@@ -11,6 +11,7 @@ import { readSchedule, readVerificationLogs, temporaryPath } from "../mod.ts";
 import type { ScheduleRow } from "../mod.ts";
 import { addPartition, makeWorkspace, REPO, runScript } from "./support/fixture.ts";
 import type { Workspace, WorkspaceOptions } from "./support/fixture.ts";
+import { readRowsWithHyparquet } from "./support/parquet_readers.ts";
 import { cleanEnv, launcherArgs, MPI_IMPLS, mpirun } from "./support/mpi_launch.ts";
 
 async function md5sum(path: string): Promise<string> {
@@ -176,7 +177,10 @@ Deno.test("run: a vanished source and an existing different file fail clearly; t
   await Deno.copyFile(same.srcPath, same.dstPath);
   const r = await mpirun("mpich", 2, "phases/run.ts", ["--config", ws.configPath]);
   assertEquals(r.code, 3, r.stdout + r.stderr);
-  assertMatch(r.stderr, /partition_id=3\/errors\.parquet -> .*: open-source failed for .*ENOENT/);
+  assertMatch(
+    r.stderr,
+    /partition_id=3\/errors\.parquet -> .*: source .* is gone \(ENOENT: no such file\)/,
+  );
   assertMatch(r.stderr, /conflict: .* already exists with md5 .*; not overwritten/);
   assertMatch(
     r.stdout,
@@ -388,3 +392,42 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+Deno.test("run: invalid parquet is refused unless allowed; row counts are recorded", async () => {
+  for (const allow of [false, true]) {
+    const ws = await makeWorkspace({ transfer: { allow_invalid_parquet: allow } });
+    const good = await addPartition(ws, "srv", 0, { successes: 30_000 });
+    const bad = await addPartition(ws, "srv", 1);
+    const full = await Deno.readFile(join(bad, "successes.parquet"));
+    await Deno.writeFile(join(bad, "successes.parquet"), full.subarray(0, full.length - 100));
+    await Deno.writeFile(join(bad, "errors.parquet"), new Uint8Array());
+    await runScript("phases/filter.ts", ["--config", ws.configPath]);
+    await runScript("phases/schedule.ts", ["--config", ws.configPath]);
+    const r = await mpirun("mpich", 2, "phases/run.ts", ["--config", ws.configPath]);
+    const state = await readVerificationLogs(join(ws.tool, "verification"));
+    const recs = [...state.byDst.values()];
+    const goodRec = recs.find((x) => x.srcPath === join(good, "successes.parquet"))!;
+    const rows = await readRowsWithHyparquet(join(good, "successes.parquet"), ["uuid"]);
+    assertEquals(goodRec.numRows, rows.length, "row count of an independent reader");
+    if (!allow) {
+      assertEquals(r.code, 3, r.stdout + r.stderr);
+      assertMatch(
+        r.stderr,
+        /partition_id=1\/successes\.parquet: not a valid parquet file: missing PAR1 magic at end/,
+      );
+      assertMatch(
+        r.stderr,
+        /partition_id=1\/errors\.parquet: not a valid parquet file: too small \(0 bytes/,
+      );
+      assertMatch(r.stderr, /not transferred \(data_transfer\.allow_invalid_parquet: true copies/);
+      assertEquals(datasetFiles(ws).length, 2);
+    } else {
+      assertEquals(r.code, 0, r.stdout + r.stderr);
+      assertEquals(datasetFiles(ws).length, 4);
+      const truncated = recs.find((x) => x.srcPath === join(bad, "successes.parquet"))!;
+      assertEquals(truncated.numRows, -1);
+      assertEquals(truncated.status, "verified");
+    }
+    await Deno.remove(ws.dir, { recursive: true });
+  }
+});

@@ -4,8 +4,9 @@
  * @module
  */
 
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { stringify } from "yaml";
+import { writePartition } from "../../core/generate_tree.ts";
 
 /** A temporary workspace with a config file. */
 export interface Workspace {
@@ -65,12 +66,6 @@ export async function makeWorkspace(options: WorkspaceOptions = {}): Promise<Wor
   };
 }
 
-/** Writes `bytes` to `path`, creating folders. */
-export async function writeBytes(path: string, bytes: Uint8Array): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
-  await Deno.writeFile(path, bytes);
-}
-
 /** Deterministic pseudo-random bytes (xorshift32) for test files. */
 export function pseudoRandomBytes(size: number, seed: number): Uint8Array {
   const out = new Uint8Array(size);
@@ -87,8 +82,8 @@ export function pseudoRandomBytes(size: number, seed: number): Uint8Array {
 }
 
 /**
- * Adds a partition with a successes and an errors file of the given sizes; `completed`
- * controls the marker. Returns the partition folder.
+ * Adds a partition holding real parquet files (parquet-wasm, the downloader's schemas) of
+ * about `successes` and `errors` bytes; `completed` controls the marker. Returns the folder.
  */
 export async function addPartition(
   ws: Workspace,
@@ -97,13 +92,14 @@ export async function addPartition(
   options: { successes?: number; errors?: number; completed?: boolean; seed?: number } = {},
 ): Promise<string> {
   const dir = join(ws.images, `server_name=${server}`, `partition_id=${partition}`);
-  await Deno.mkdir(dir, { recursive: true });
-  const seed = options.seed ?? Number(partition) + server.length * 1000;
-  await writeBytes(
-    join(dir, "successes.parquet"),
-    pseudoRandomBytes(options.successes ?? 1000, seed),
-  );
-  await writeBytes(join(dir, "errors.parquet"), pseudoRandomBytes(options.errors ?? 100, seed + 7));
+  const imageBytes = 1000;
+  await writePartition(dir, {
+    server,
+    key: `${server}/${partition}/${options.seed ?? 0}`,
+    successRows: Math.max(1, Math.round((options.successes ?? 5000) / imageBytes)),
+    errorRows: Math.max(1, Math.round((options.errors ?? 300) / 60)),
+    imageBytes,
+  });
   if (options.completed ?? true) await Deno.writeFile(join(dir, "completed"), new Uint8Array());
   return dir;
 }
