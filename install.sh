@@ -8,7 +8,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   mpich libmpich-dev openmpi-bin libopenmpi-dev \
   slurmctld slurmd slurm-client munge \
-  openssl coreutils util-linux procps ca-certificates >/dev/null
+  gcc libc6-dev openssl coreutils util-linux procps ca-certificates >/dev/null
 if ! command -v deno >/dev/null 2>&1 || ! deno --version | grep -q '^deno 2\.'; then
   npm install -g deno@2 --loglevel=error
 fi
