@@ -12,6 +12,9 @@ import { ConfigError } from "./errors.ts";
 /** How a copy is checked before it is published. */
 export type VerifyMode = "md5" | "bytes";
 
+/** Which MD5 implementation the runner uses; `auto` picks the fastest available. */
+export type Md5EngineChoice = "auto" | "wasm-simd" | "libcrypto" | "node:crypto";
+
 /** Settings of the `data_transfer:` section, with defaults applied. */
 export interface TransferSettings {
   /** `md5`: hash the destination read back; `bytes`: compare it with the source byte for byte. */
@@ -34,6 +37,8 @@ export interface TransferSettings {
   logSyncEvery: number;
   /** Ask the kernel to drop written pages so that verification reads come from storage. */
   dropCache: boolean;
+  /** MD5 implementation: `auto`, `wasm-simd`, `libcrypto` or `node:crypto`. */
+  md5Engine: Md5EngineChoice;
 }
 
 /** A loaded, validated configuration with absolute paths. */
@@ -74,6 +79,7 @@ export const DEFAULT_TRANSFER_SETTINGS: Readonly<TransferSettings> = Object.free
   progressIntervalSeconds: 30,
   logSyncEvery: 16,
   dropCache: true,
+  md5Engine: "auto",
 });
 
 /** The environment variable the toolbox sets to name the config file. */
@@ -153,6 +159,11 @@ function readTransferSettings(r: KeyReader): TransferSettings {
     ),
     logSyncEvery: r.positiveInt("data_transfer.log_sync_every", d.logSyncEvery),
     dropCache: r.bool("data_transfer.drop_cache", d.dropCache),
+    md5Engine: r.choice(
+      "data_transfer.md5_engine",
+      ["auto", "wasm-simd", "libcrypto", "node:crypto"],
+      d.md5Engine,
+    ) as Md5EngineChoice,
   };
 }
 

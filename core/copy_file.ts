@@ -219,6 +219,14 @@ export interface HashFileResult {
   sizeBytes: number;
 }
 
+/**
+ * Ends a stream that a failure left open, so that its engine frees what it holds; its
+ * digest is moot. A stream that was digested already is never passed here.
+ */
+async function release(stream: Md5Stream | undefined): Promise<void> {
+  if (stream) await Promise.resolve().then(() => stream.digest()).catch(() => {});
+}
+
 /** Fixed set of reusable buffers; `acquire` waits while all are in use. */
 class BufferPool {
   readonly #free: Uint8Array[] = [];
@@ -368,14 +376,16 @@ export async function hashFile(
   const pool = makePool(options);
   const file = await openRead(path, "open-file");
   const stream = options.engine.create();
+  let open: Md5Stream | undefined = stream;
   try {
     const sizeBytes = await pump(file, path, "read-file", pool, [
       serial((c) => stream.update(c)),
     ]);
+    open = undefined;
     return { md5: await stream.digest(), sizeBytes };
   } finally {
     file.close();
-    await stream.digest().catch(() => {}); // frees native memory after a failure
+    await release(open);
   }
 }
 
@@ -451,8 +461,10 @@ export async function verifyCopy(
   const pool = makePool(options);
   const dst = await openRead(tmpPath, "open-tmp");
   const stream = options.engine.create();
+  let open: Md5Stream | undefined = stream;
   try {
     const n = await pump(dst, tmpPath, "read-tmp", pool, [serial((c) => stream.update(c))]);
+    open = undefined;
     const md5Dst = await stream.digest();
     const bytesRead = { source: 0, destination: n };
     if (n !== options.sizeBytes) {
@@ -474,7 +486,7 @@ export async function verifyCopy(
     return { md5Dst, ok: true, bytesRead };
   } finally {
     dst.close();
-    await stream.digest().catch(() => {});
+    await release(open);
   }
 }
 
@@ -572,6 +584,7 @@ export async function copyAndHash(
         serial((c) => hash.update(c)),
         serial((c) => io("write-tmp", tmpPath, () => writeAll(dst, c))),
       ]);
+      stream = undefined;
       md5Src = await hash.digest();
       timingsMs.copy = performance.now() - t;
       t = performance.now();
@@ -579,7 +592,7 @@ export async function copyAndHash(
       timingsMs.sync = performance.now() - t;
     } finally {
       dst.close();
-      await stream?.digest().catch(() => {}); // frees native memory after a failure
+      await release(stream);
     }
     const after = await io("read-source", srcPath, () => src.stat());
 

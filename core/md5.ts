@@ -22,6 +22,7 @@ export interface Md5Engine {
 }
 
 import { createHash } from "node:crypto";
+import { openSimdMd5Engine, simdSupported } from "./md5_simd.ts";
 
 /** RFC 1321 appendix A.5 test suite: `[input, lowercase hex digest]` pairs. */
 export const MD5_TEST_VECTORS: ReadonlyArray<readonly [string, string]> = [
@@ -379,8 +380,11 @@ function selfTestNode(): string | null {
 
 /** Options of {@linkcode openMd5Engine}. */
 export interface OpenMd5EngineOptions {
-  /** Engine to try first (default `libcrypto`). `node:crypto` never falls back. */
-  prefer?: "libcrypto" | "node:crypto";
+  /**
+   * Engine to try first (default `libcrypto`). `wasm-simd` falls back to libcrypto where
+   * WebAssembly SIMD is missing; `node:crypto` never falls back.
+   */
+  prefer?: "wasm-simd" | "libcrypto" | "node:crypto";
   /**
    * Explicit libcrypto shared object. Defaults to the `DT_LIBCRYPTO` environment variable
    * when it is set and readable, else {@linkcode LIBCRYPTO_CANDIDATES} are tried.
@@ -406,7 +410,13 @@ function envLibcryptoPath(): string | undefined {
  * node:crypto itself fails its self-test.
  */
 export function openMd5Engine(options: OpenMd5EngineOptions = {}): Md5Engine {
-  if ((options.prefer ?? "libcrypto") === "libcrypto") {
+  let prefer = options.prefer ?? "libcrypto";
+  if (prefer === "wasm-simd") {
+    if (simdSupported()) return openSimdMd5Engine();
+    options.log?.("md5: WebAssembly SIMD is not supported by this runtime, using libcrypto");
+    prefer = "libcrypto";
+  }
+  if (prefer === "libcrypto") {
     try {
       return openLibcryptoMd5Engine({ path: options.libcryptoPath ?? envLibcryptoPath() });
     } catch (err) {

@@ -42,12 +42,15 @@ Deno.test("config: relative paths resolve against the config file's folder", () 
 
 Deno.test("config: data_transfer section overrides defaults", () => {
   const c = parseConfig(
-    BASE + "data_transfer:\n  verify_mode: bytes\n  retries: 0\n  buffer_size: 1MiB\n",
+    BASE +
+      "data_transfer:\n  verify_mode: bytes\n  retries: 0\n  buffer_size: 1MiB\n" +
+      "  md5_engine: wasm-simd\n",
     "/c.yaml",
   );
   assertEquals(c.transfer.verifyMode, "bytes");
   assertEquals(c.transfer.retries, 0);
   assertEquals(c.transfer.bufferSize, 1024 * 1024);
+  assertEquals(c.transfer.md5Engine, "wasm-simd");
   assertEquals(parseByteSize("8MiB"), 8 * 1024 * 1024);
   assertEquals(parseByteSize("12 parsecs"), null);
 });

@@ -431,3 +431,16 @@ Deno.test("run: invalid parquet is refused unless allowed; row counts are record
     await Deno.remove(ws.dir, { recursive: true });
   }
 });
+
+Deno.test("run: the WebAssembly SIMD engine with many files in flight gives md5sum's hashes", async () => {
+  const { ws, rows } = await planned(
+    { transfer: { md5_engine: "wasm-simd", files_in_flight: 8, buffer_size: "256KiB" } },
+    12,
+    300_000,
+  );
+  const r = await mpirun("openmpi", 2, "phases/run.ts", ["--config", ws.configPath]);
+  assertEquals(r.code, 0, r.stdout + r.stderr);
+  assertMatch(r.stdout, /md5 engine wasm-simd/);
+  await assertAllPublished(ws, rows);
+  await Deno.remove(ws.dir, { recursive: true });
+});
