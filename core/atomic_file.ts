@@ -8,17 +8,26 @@ import { basename, dirname, join } from "node:path";
 
 /**
  * Writes `data` to `path` atomically: readers see the old file or the whole new one, and
- * after return the new content survives a crash.
+ * after return the new content survives a crash. `data` may be given as text chunks, which
+ * are written one by one (a large table never needs one string of all of it).
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array | Iterable<string>,
+): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const chunks: Iterable<string | Uint8Array> =
+    typeof data === "string" || data instanceof Uint8Array ? [data] : data;
+  const encoder = new TextEncoder();
   try {
     const file = await Deno.open(tmp, { write: true, createNew: true });
     try {
-      let off = 0;
-      while (off < bytes.length) off += await file.write(bytes.subarray(off));
+      for (const chunk of chunks) {
+        const bytes = typeof chunk === "string" ? encoder.encode(chunk) : chunk;
+        let off = 0;
+        while (off < bytes.length) off += await file.write(bytes.subarray(off));
+      }
       await file.syncData();
     } finally {
       file.close();

@@ -27,11 +27,25 @@ export function formatCsvLine(columns: readonly string[], record: CsvRecord): st
   return columns.map((c) => formatCsvField(record[c] ?? "")).join(",") + "\n";
 }
 
-/** Formats a whole table: header line then one line per record. */
-export function formatCsv(columns: readonly string[], records: Iterable<CsvRecord>): string {
-  const parts = [columns.map(formatCsvField).join(",") + "\n"];
-  for (const r of records) parts.push(formatCsvLine(columns, r));
-  return parts.join("");
+/**
+ * Formats a whole table as text chunks of about `rowsPerChunk` lines each (header first), so
+ * that a large table can be written without building one string of all of it.
+ */
+export function* formatCsvChunks<T>(
+  columns: readonly string[],
+  rows: Iterable<T>,
+  toRecord: (row: T) => CsvRecord,
+  rowsPerChunk = 4096,
+): Generator<string> {
+  let parts = [columns.map(formatCsvField).join(",") + "\n"];
+  for (const row of rows) {
+    parts.push(formatCsvLine(columns, toRecord(row)));
+    if (parts.length >= rowsPerChunk) {
+      yield parts.join("");
+      parts = [];
+    }
+  }
+  if (parts.length > 0) yield parts.join("");
 }
 
 /** Parses one CSV line into fields, or returns null when the line is malformed. */

@@ -5,7 +5,7 @@
  */
 
 import { join } from "node:path";
-import { formatCsv, parseCsv, requireColumns } from "./csv.ts";
+import { formatCsvChunks, parseCsv, requireColumns } from "./csv.ts";
 import type { CsvRecord } from "./csv.ts";
 import { InputError } from "./errors.ts";
 import type { FileKind } from "./layout.ts";
@@ -114,14 +114,14 @@ async function readTable(path: string, required: readonly string[]): Promise<Csv
   return parsed.records;
 }
 
-/** Formats filter-table rows as CSV text. */
-export function formatFilterTable(rows: readonly PlanRow[]): string {
-  return formatCsv(FILTER_COLUMNS, rows.map(toRecord));
+/** Formats filter-table rows as CSV text, in chunks. */
+export function formatFilterTable(rows: readonly PlanRow[]): Iterable<string> {
+  return formatCsvChunks(FILTER_COLUMNS, rows, toRecord);
 }
 
-/** Formats schedule rows as CSV text. */
-export function formatSchedule(rows: readonly ScheduleRow[]): string {
-  return formatCsv(SCHEDULE_COLUMNS, rows.map(toRecord));
+/** Formats schedule rows as CSV text, in chunks. */
+export function formatSchedule(rows: readonly ScheduleRow[]): Iterable<string> {
+  return formatCsvChunks(SCHEDULE_COLUMNS, rows, toRecord);
 }
 
 /** Lists the filter tables of a folder in name order (empty when the folder is absent). */
