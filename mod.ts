@@ -22,3 +22,7 @@ export * from "./core/temporaries.ts";
 export * from "./core/runner.ts";
 export * from "./core/md5.ts";
 export * from "./core/copy_file.ts";
+export * from "./core/manifest.ts";
+export * from "./core/verify.ts";
+export * from "./core/deep_verify.ts";
+export * from "./core/status.ts";

@@ -173,11 +173,14 @@ export async function readVerificationLogs(folder: string): Promise<Verification
       else state.badLines.push(`${path}: unknown status ${JSON.stringify(rec.status)}`);
     }
   }
-  all.sort((a, b) => (a.verifiedAt < b.verifiedAt ? -1 : a.verifiedAt > b.verifiedAt ? 1 : 0));
+  // One pass instead of a sort by time: a verified record beats a failure; between two of
+  // the same kind the later wins (ties: the later file, then the later line).
   for (const r of all) {
     const prev = state.byDst.get(r.dstPath);
-    if (prev?.status === "verified" && r.status !== "verified") continue;
-    state.byDst.set(r.dstPath, r);
+    if (
+      prev === undefined ||
+      (prev.status === r.status ? r.verifiedAt >= prev.verifiedAt : r.status === "verified")
+    ) state.byDst.set(r.dstPath, r);
   }
   return state;
 }

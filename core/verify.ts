@@ -1,0 +1,284 @@
+/**
+ * The verify phase: compares the plan (filter tables and schedule) with every verification
+ * log, without reading any data file. Reports what is left and every failure, writes the
+ * manifest and the `_MD5SUMS` lists of what is published, and sets `completed` in the
+ * checkpoint when every planned file is verified.
+ * @module
+ */
+
+import type { Config } from "./config.ts";
+import { readCheckpoint, updateCheckpoint } from "./checkpoint.ts";
+import type { Checkpoint } from "./checkpoint.ts";
+import { ExitCode } from "./exit_codes.ts";
+import type { ExitCodeValue } from "./exit_codes.ts";
+import { toolPaths } from "./layout.ts";
+import type { FileKind } from "./layout.ts";
+import { readFilterTables, readSchedule } from "./plan_table.ts";
+import type { PlanRow, ScheduleRow } from "./plan_table.ts";
+import { readVerificationLogs } from "./verification_log.ts";
+import type { VerificationRecord, VerificationState } from "./verification_log.ts";
+import { writeManifest, writeMd5Sums } from "./manifest.ts";
+import type { PublishedFile } from "./manifest.ts";
+
+/** A count of files and their bytes. */
+export interface Tally {
+  /** Files. */
+  files: number;
+  /** Bytes. */
+  bytes: number;
+}
+
+/** A planned file that is not verified. */
+export interface PendingFile {
+  /** Source path. */
+  srcPath: string;
+  /** Destination path. */
+  dstPath: string;
+  /** Bytes as planned. */
+  sizeBytes: number;
+}
+
+/** A file whose latest record is a failure. */
+export interface FailedFile extends PendingFile {
+  /** Why it failed, as logged. */
+  reason: string;
+  /** When it failed (ISO 8601). */
+  at: string;
+}
+
+/** Where the transfer stands, from the plan and the logs alone. */
+export interface TransferState {
+  /** Files in the filter tables. */
+  planned: Tally;
+  /** Rows of the schedule (0 when there is no schedule yet). */
+  scheduled: Tally;
+  /** Scheduled files whose latest record is `verified` (bytes as logged). */
+  verified: Tally;
+  /** Scheduled files whose latest record is a failure. */
+  failed: Tally;
+  /** Scheduled files without any record. */
+  left: Tally;
+  /** Planned files that the schedule does not hold (the filter found them after it). */
+  unscheduled: Tally;
+  /** Planned files not verified: `failed + left + unscheduled` (what a next run has to do). */
+  remaining: Tally;
+  /** Failed files with their reasons, sorted by destination. */
+  failures: FailedFile[];
+  /** Scheduled files without any record, sorted by destination. */
+  leftFiles: PendingFile[];
+  /** Planned files missing from the schedule, sorted by destination. */
+  unscheduledFiles: PendingFile[];
+  /** Every file the logs record as verified (scheduled or not), sorted by destination. */
+  published: PublishedFile[];
+  /** Verification logs read. */
+  logFiles: number;
+  /** Log lines that did not parse (torn by a crash, say); they are ignored. */
+  badLogLines: string[];
+  /** Whether a schedule exists. */
+  hasSchedule: boolean;
+}
+
+const tally = (): Tally => ({ files: 0, bytes: 0 });
+const add = (t: Tally, bytes: number) => {
+  t.files++;
+  t.bytes += bytes;
+};
+const byDstPath = (a: { dstPath: string }, b: { dstPath: string }) =>
+  a.dstPath < b.dstPath ? -1 : a.dstPath > b.dstPath ? 1 : 0;
+
+/** The kind of a destination path from its file name (`errors_…` or `data_…`). */
+export function kindOfDestination(dstPath: string): FileKind {
+  return dstPath.startsWith("errors_", dstPath.lastIndexOf("/") + 1) ? "errors" : "successes";
+}
+
+/** The server folder name of a destination path (after `server=`). */
+export function serverOfDestination(dstPath: string): string {
+  const end = dstPath.lastIndexOf("/");
+  const folder = dstPath.slice(dstPath.lastIndexOf("/", end - 1) + 1, end);
+  return folder.startsWith("server=") ? folder.slice("server=".length) : folder;
+}
+
+/** The manifest row of a verified record. */
+export function publishedFile(rec: VerificationRecord): PublishedFile {
+  return {
+    server: serverOfDestination(rec.dstPath),
+    kind: kindOfDestination(rec.dstPath),
+    srcPath: rec.srcPath,
+    dstPath: rec.dstPath,
+    sizeBytes: rec.sizeBytes,
+    md5: rec.hashsumDst || rec.hashsumSrc,
+    numRows: rec.numRows,
+    verifiedAt: rec.verifiedAt,
+  };
+}
+
+/**
+ * Compares the plan with the logs: a pure function of the filter rows (`null` when the
+ * schedule is known to hold them all), the schedule (`null` when there is none) and the
+ * logs' state. Failures and published files are sorted by destination; left and unscheduled
+ * files keep the order of the schedule and the filter tables.
+ */
+export function assessState(
+  planned: readonly PlanRow[] | null,
+  schedule: readonly ScheduleRow[] | null,
+  logs: VerificationState,
+): TransferState {
+  const s: TransferState = {
+    planned: tally(),
+    scheduled: tally(),
+    verified: tally(),
+    failed: tally(),
+    left: tally(),
+    unscheduled: tally(),
+    remaining: tally(),
+    failures: [],
+    leftFiles: [],
+    unscheduledFiles: [],
+    published: [],
+    logFiles: logs.files.length,
+    badLogLines: logs.badLines,
+    hasSchedule: schedule !== null,
+  };
+  for (const r of schedule ?? []) {
+    add(s.scheduled, r.sizeBytes);
+    const rec = logs.byDst.get(r.dstPath);
+    if (rec?.status === "verified") add(s.verified, rec.sizeBytes);
+    else if (rec?.status === "failed") {
+      add(s.failed, r.sizeBytes);
+      s.failures.push({
+        srcPath: r.srcPath,
+        dstPath: r.dstPath,
+        sizeBytes: r.sizeBytes,
+        reason: rec.reason,
+        at: rec.verifiedAt,
+      });
+    } else {
+      add(s.left, r.sizeBytes);
+      s.leftFiles.push({ srcPath: r.srcPath, dstPath: r.dstPath, sizeBytes: r.sizeBytes });
+    }
+  }
+  if (planned === null) {
+    s.planned = { ...s.scheduled };
+  } else {
+    const inSchedule = new Set((schedule ?? []).map((r) => r.dstPath));
+    for (const r of planned) {
+      add(s.planned, r.sizeBytes);
+      if (inSchedule.has(r.dstPath)) continue;
+      add(s.unscheduled, r.sizeBytes);
+      s.unscheduledFiles.push({ srcPath: r.srcPath, dstPath: r.dstPath, sizeBytes: r.sizeBytes });
+    }
+  }
+  for (const t of [s.failed, s.left, s.unscheduled]) {
+    s.remaining.files += t.files;
+    s.remaining.bytes += t.bytes;
+  }
+  for (const rec of logs.byDst.values()) {
+    if (rec.status === "verified") s.published.push(publishedFile(rec));
+  }
+  s.failures.sort(byDstPath);
+  s.published.sort(byDstPath);
+  return s;
+}
+
+async function readScheduleIfAny(path: string, required: boolean): Promise<ScheduleRow[] | null> {
+  try {
+    return await readSchedule(path);
+  } catch (err) {
+    if (required) throw err;
+    // No schedule yet is a state (nothing scheduled), not an error; a bad one is an error.
+    const exists = await Deno.lstat(path).then(() => true, () => false);
+    if (exists) throw err;
+    return null;
+  }
+}
+
+/**
+ * Reads the schedule (when there is one), the logs and, unless the checkpoint says the
+ * schedule was made from the current filter tables (`scheduling_completed: true`), the
+ * filter tables. No data file is read.
+ */
+export async function readTransferState(
+  config: Config,
+  options: { requireSchedule?: boolean } = {},
+): Promise<TransferState> {
+  const paths = toolPaths(config);
+  const checkpoint = await readCheckpoint(paths.checkpoint);
+  const upToDate = checkpoint.scheduling_completed === true;
+  const [schedule, logs, planned] = await Promise.all([
+    readScheduleIfAny(paths.schedule, options.requireSchedule === true),
+    readVerificationLogs(paths.verification),
+    upToDate ? null : readFilterTables(paths.filterTables),
+  ]);
+  return assessState(schedule === null ? planned ?? [] : planned, schedule, logs);
+}
+
+/** What {@linkcode verifyTransfer} found and did. */
+export interface VerifyTransferResult {
+  /** The state of the transfer. */
+  state: TransferState;
+  /** `0` complete, `5` work left, `3` failures and nothing else left. */
+  code: ExitCodeValue;
+  /** Whether `completed: true` is now in the checkpoint. */
+  completed: boolean;
+  /** Path of the manifest written. */
+  manifest: string;
+  /** Paths of the `_MD5SUMS` files written. */
+  md5sums: string[];
+  /** The checkpoint after the update. */
+  checkpoint: Checkpoint;
+}
+
+/**
+ * The exit code of a state: {@linkcode ExitCode.Incomplete} when files are left (scheduled
+ * without a record, or planned and not scheduled), else {@linkcode ExitCode.Failures} when
+ * some failed, else {@linkcode ExitCode.Ok}.
+ */
+export function verifyCode(state: TransferState): ExitCodeValue {
+  if (state.left.files > 0 || state.unscheduled.files > 0) return ExitCode.Incomplete;
+  if (state.failed.files > 0) return ExitCode.Failures;
+  return ExitCode.Ok;
+}
+
+/** Options of {@linkcode verifyTransfer}. */
+export interface VerifyTransferOptions {
+  /**
+   * Extra problems found by a deep check: when true, the transfer is not complete whatever
+   * the logs say (the code becomes {@linkcode ExitCode.Failures} unless files are left).
+   */
+  deepProblems?: boolean;
+  /** A state already read (by {@linkcode readTransferState}); read afresh when absent. */
+  state?: TransferState;
+}
+
+/**
+ * Runs the verify phase: reads the plan and the logs (no data file is read), writes the
+ * manifest and the `_MD5SUMS` lists of every verified file, and sets `completed: true` in the
+ * checkpoint when nothing is left or failed (and clears a stale `completed: true` otherwise).
+ * Throws an {@linkcode InputError} when there is no schedule.
+ */
+export async function verifyTransfer(
+  config: Config,
+  options: VerifyTransferOptions = {},
+): Promise<VerifyTransferResult> {
+  const paths = toolPaths(config);
+  const state = options.state ?? await readTransferState(config, { requireSchedule: true });
+  let code = verifyCode(state);
+  if (options.deepProblems && code === ExitCode.Ok) code = ExitCode.Failures;
+  await writeManifest(paths.manifest, state.published);
+  const md5sums = await writeMd5Sums(config, state.published);
+  const complete = code === ExitCode.Ok;
+  let checkpoint = await readCheckpoint(paths.checkpoint);
+  if (complete && checkpoint.completed !== true) {
+    checkpoint = await updateCheckpoint(paths.checkpoint, { completed: true });
+  } else if (!complete && checkpoint.completed === true) {
+    checkpoint = await updateCheckpoint(paths.checkpoint, { completed: false });
+  }
+  return {
+    state,
+    code,
+    completed: checkpoint.completed === true,
+    manifest: paths.manifest,
+    md5sums,
+    checkpoint,
+  };
+}

@@ -1,0 +1,30 @@
+/**
+ * `deno task status --config FILE [--json]`: where the tool stands, from its files on disk
+ * (checkpoint, filter tables, schedule, verification logs, last run summary). A table for
+ * people; `--json` prints a {@linkcode StatusReport} (a stable shape, see `core/status.ts`).
+ * @module
+ */
+
+import { CONFIG_OPTION, configFromCommand, parseCommand, runMain } from "../core/cli.ts";
+import { ExitCode } from "../core/exit_codes.ts";
+import { formatStatus, readStatus } from "../core/status.ts";
+import type { StatusReport } from "../core/status.ts";
+
+if (import.meta.main) {
+  await runMain(async () => {
+    const cmd = parseCommand(
+      "status",
+      "Shows where the transfer stands: phases done, files and bytes planned, scheduled,\n" +
+        "verified, failed and left, the last run's rate and the time left at that rate.\n" +
+        "Reads only the tool's own files. Exit code 0 whatever the state.",
+      {
+        ...CONFIG_OPTION,
+        json: { type: "boolean", help: "print one JSON object (stable shape) instead" },
+      },
+    );
+    const config = await configFromCommand(cmd, "status");
+    const status: StatusReport = await readStatus(config);
+    console.log(cmd.values.json ? JSON.stringify(status, null, 2) : formatStatus(status));
+    return ExitCode.Ok;
+  });
+}
