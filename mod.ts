@@ -26,3 +26,4 @@ export * from "./core/manifest.ts";
 export * from "./core/verify.ts";
 export * from "./core/deep_verify.ts";
 export * from "./core/status.ts";
+export * from "./core/submit.ts";
