@@ -167,6 +167,8 @@ export interface BufferOptions {
   bufferSize?: number;
   /** Buffers in the pool, at least 2 (default {@linkcode DEFAULT_BUFFER_COUNT}). */
   buffers?: number;
+  /** A pool to reuse instead of allocating one (then `bufferSize` and `buffers` are unused). */
+  pool?: BufferPool;
 }
 
 /** Options of {@linkcode copyAndHash}. */
@@ -227,21 +229,32 @@ async function release(stream: Md5Stream | undefined): Promise<void> {
   if (stream) await Promise.resolve().then(() => stream.digest()).catch(() => {});
 }
 
-/** Fixed set of reusable buffers; `acquire` waits while all are in use. */
-class BufferPool {
+/**
+ * Fixed set of reusable buffers; `acquire` waits while all are in use. Allocating a pool of
+ * large buffers costs milliseconds, so a caller that copies many files keeps one pool per
+ * file in flight and passes it as {@linkcode BufferOptions.pool}.
+ */
+export class BufferPool {
   readonly #free: Uint8Array[] = [];
   readonly #waiters: ((buf: Uint8Array) => void)[] = [];
 
+  /** Bytes of each buffer. */
+  readonly size: number;
+
+  /** Allocates `count` buffers of `size` bytes. */
   constructor(size: number, count: number) {
+    this.size = size;
     for (let i = 0; i < count; i++) this.#free.push(new Uint8Array(size));
   }
 
+  /** Resolves to a free buffer, waiting for one to be released if needed. */
   acquire(): Promise<Uint8Array> {
     const buf = this.#free.pop();
     if (buf !== undefined) return Promise.resolve(buf);
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
+  /** Gives a buffer back to the pool. */
   release(buf: Uint8Array): void {
     const waiter = this.#waiters.shift();
     if (waiter !== undefined) waiter(buf);
@@ -250,6 +263,7 @@ class BufferPool {
 }
 
 function makePool(options: BufferOptions): BufferPool {
+  if (options.pool !== undefined) return options.pool;
   const size = options.bufferSize ?? DEFAULT_BUFFER_SIZE;
   const count = options.buffers ?? DEFAULT_BUFFER_COUNT;
   if (!Number.isInteger(size) || size < 1) {
@@ -394,10 +408,14 @@ async function verifyBytes(
   tmpPath: string,
   options: VerifyOptions,
 ): Promise<VerifyResult> {
-  const size = options.bufferSize ?? DEFAULT_BUFFER_SIZE;
-  const a = new Uint8Array(size);
-  const b = new Uint8Array(size);
-  const src = await openRead(srcPath, "open-source");
+  const pool = makePool(options);
+  const a = await pool.acquire();
+  const b = await pool.acquire();
+  const src = await openRead(srcPath, "open-source").catch((err) => {
+    pool.release(a);
+    pool.release(b);
+    throw err;
+  });
   try {
     const dst = await openRead(tmpPath, "open-tmp");
     try {
@@ -428,7 +446,7 @@ async function verifyBytes(
           };
         }
         offset += na;
-        if (na < size) break;
+        if (na < a.length) break;
       }
       if (offset !== options.sizeBytes) {
         return {
@@ -444,6 +462,8 @@ async function verifyBytes(
     }
   } finally {
     src.close();
+    pool.release(a);
+    pool.release(b);
   }
 }
 
@@ -508,18 +528,9 @@ const POSIX_FADV_DONTNEED = 4;
  */
 export function dropPageCache(path: string): string | null {
   if (Deno.build.os !== "linux") return `posix_fadvise is only used on Linux`;
-  let libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
-  const failures: string[] = [];
-  for (const name of ["libc.so.6", "libc.so"]) {
-    try {
-      libc = Deno.dlopen(name, LIBC_SYMBOLS);
-      break;
-    } catch (err) {
-      failures.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  if (libc === undefined) return `cannot load libc (${failures.join("; ")})`;
-  try {
+  const libc = openLibc();
+  if (typeof libc === "string") return libc;
+  {
     const s = libc.symbols;
     const errno = () => {
       const p = s.__errno_location();
@@ -534,9 +545,27 @@ export function dropPageCache(path: string): string | null {
     } finally {
       s.close(fd);
     }
-  } finally {
-    libc.close();
   }
+}
+
+/**
+ * libc, opened once per process and kept (loading it for every file cost milliseconds);
+ * the only module-level state here, and it never changes once set.
+ */
+let libcHandle: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
+
+function openLibc(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | string {
+  if (libcHandle) return libcHandle;
+  const failures: string[] = [];
+  for (const name of ["libc.so.6", "libc.so"]) {
+    try {
+      libcHandle = Deno.dlopen(name, LIBC_SYMBOLS);
+      return libcHandle;
+    } catch (err) {
+      failures.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return `cannot load libc (${failures.join("; ")})`;
 }
 
 async function removeQuietly(path: string): Promise<void> {
@@ -633,6 +662,7 @@ export async function copyAndHash(
       sizeBytes,
       bufferSize: options.bufferSize,
       buffers: options.buffers,
+      pool,
     });
     timingsMs.verify = performance.now() - t;
     result.md5Dst = v.md5Dst;
