@@ -16,7 +16,7 @@ import type { ScheduleRow } from "./plan_table.ts";
 import { balanceRows } from "./schedule.ts";
 import { readVerificationLogs, VerificationLog } from "./verification_log.ts";
 import type { VerificationRecord } from "./verification_log.ts";
-import { copyAndHash, hashFile, TransferIoError } from "./copy_file.ts";
+import { BufferPool, copyAndHash, hashFile, TransferIoError } from "./copy_file.ts";
 import type { Md5Engine } from "./md5.ts";
 import { inspectParquet, InvalidParquetError } from "./parquet_check.ts";
 import { currentToken, formatToken, sweepTemporaries } from "./temporaries.ts";
@@ -240,7 +240,14 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
     }
   };
 
+  const context: TransferContext = {
+    config,
+    options,
+    token: tokenText,
+    realImages: await Deno.realPath(config.imagesFolder),
+  };
   const worker = async () => {
+    const pool = new BufferPool(t.bufferSize, t.buffers);
     while (queue.length > 0) {
       const end = options.deadline.endsAtMs;
       if (end !== null && now() + marginMs >= end) {
@@ -254,7 +261,7 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
         return;
       }
       const row = queue.shift()!;
-      const { record, bytesRead } = await transferOne(row, config, options, tokenText);
+      const { record, bytesRead } = await transferOne(row, context, pool);
       readBytes += bytesRead;
       await finish(row, record);
     }
@@ -305,7 +312,7 @@ async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
 async function checkExisting(
   row: ScheduleRow,
   engine: Md5Engine,
-  bufferSize: number,
+  pool: BufferPool,
   md5Src: string | null,
 ): Promise<{ record: VerificationRecord; bytesRead: number }> {
   const info = await Deno.lstat(row.dstPath);
@@ -318,11 +325,11 @@ async function checkExisting(
       bytesRead: 0,
     };
   }
-  const dst = await hashFile(row.dstPath, { engine, bufferSize });
+  const dst = await hashFile(row.dstPath, { engine, pool });
   let read = dst.sizeBytes;
   let srcMd5 = md5Src;
   if (srcMd5 === null) {
-    const src = await hashFile(row.srcPath, { engine, bufferSize });
+    const src = await hashFile(row.srcPath, { engine, pool });
     srcMd5 = src.md5;
     read += src.sizeBytes;
   }
@@ -350,12 +357,21 @@ async function checkExisting(
   };
 }
 
+/** What every transfer of a rank shares. */
+interface TransferContext {
+  config: Config;
+  options: RunRankOptions;
+  /** Writer token of this process, for temporary names. */
+  token: string;
+  /** The images folder with every symlink resolved. */
+  realImages: string;
+}
+
 /** Copies, verifies and publishes one file; never throws for a per-file failure. */
 async function transferOne(
   row: ScheduleRow,
-  config: Config,
-  options: RunRankOptions,
-  token: string,
+  { config, options, token, realImages }: TransferContext,
+  pool: BufferPool,
 ): Promise<{ record: VerificationRecord; bytesRead: number }> {
   const t = config.transfer;
   const engine = options.engine;
@@ -372,12 +388,25 @@ async function transferOne(
       };
     }
     if (!folderInfo) await Deno.mkdir(folder, { recursive: true });
-    if (await lstatOrNull(row.dstPath)) return await checkExisting(row, engine, t.bufferSize, null);
+    if (await lstatOrNull(row.dstPath)) return await checkExisting(row, engine, pool, null);
     const source = await lstatOrNull(row.srcPath);
     if (!source?.isFile) {
       const what = source ? "is not a regular file any more" : "is gone (ENOENT: no such file)";
       return {
         record: record(row, { status: "failed", reason: `source ${row.srcPath} ${what}` }),
+        bytesRead: 0,
+      };
+    }
+    // The schedule's paths are checked by name; a symlinked folder on the way could still
+    // lead outside the images folder, so the resolved path is checked too.
+    const realSrc = await Deno.realPath(row.srcPath);
+    if (!inside(realImages, realSrc)) {
+      return {
+        record: record(row, {
+          status: "failed",
+          reason: `source ${row.srcPath} resolves to ${realSrc}, outside the images folder ` +
+            `${realImages}: refused (symlinks are never followed out of it)`,
+        }),
         bytesRead: 0,
       };
     }
@@ -405,8 +434,7 @@ async function transferOne(
       const result = await copyAndHash(row.srcPath, tmp, {
         engine,
         verify: t.verifyMode,
-        bufferSize: t.bufferSize,
-        buffers: t.buffers,
+        pool,
         dropCache: t.dropCache,
         afterWrite: hook ? (p) => hook(row, p, attempt) : undefined,
       });
@@ -431,12 +459,16 @@ async function transferOne(
       } catch (err) {
         await Deno.remove(tmp).catch(() => {});
         if (err instanceof Deno.errors.AlreadyExists) {
-          const existing = await checkExisting(row, engine, t.bufferSize, result.md5Src);
+          const existing = await checkExisting(row, engine, pool, result.md5Src);
           return { record: existing.record, bytesRead: bytesRead + existing.bytesRead };
         }
         throw err;
       }
-      await Deno.remove(tmp);
+      // Published and verified: a temporary that cannot be removed now (e.g. the file system
+      // just went read-only) does not make the file fail; the next run's sweep removes it.
+      await Deno.remove(tmp).catch((err) =>
+        options.log(`could not remove the temporary ${tmp} (${describe(err)}); a later run will`)
+      );
       await syncDirectory(folder);
       return {
         record: record(row, {
