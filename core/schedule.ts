@@ -58,7 +58,8 @@ export async function runSchedule(config: Config): Promise<ScheduleSummary> {
   }
   if ((await listFilterTables(paths.filterTables)).length === 0) {
     throw new InputError(
-      `${paths.filterTables}: no filter table yet; run 'deno task filter' first`,
+      `${paths.filterTables}: no filter table yet; run 'deno task filter' first (if it ran, ` +
+        `it found no file of a completed partition in ${config.imagesFolder})`,
     );
   }
   return await withToolLock(paths.lock, "filter or schedule", async () => {
