@@ -53,7 +53,8 @@ export async function readProgress(logs: string, size: number): Promise<RankProg
 /** Formats seconds as `1h02m03s`. */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";
-  const s = Math.max(0, Math.round(seconds));
+  if (seconds < 10) return `${Math.max(0, seconds).toFixed(1)}s`;
+  const s = Math.round(seconds);
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   const r = s % 60;

@@ -143,6 +143,6 @@ Deno.test("status: after partial, failed and full runs (mpich and open mpi, 2 ra
   const table = await runScript("phases/status.ts", ["--config", ws.configPath]);
   assertMatch(table.stdout, /transfer completed/);
   assertMatch(table.stdout, /^verified\s+12\s+.*100\.0%$/m);
-  assertMatch(table.stdout, /time left: 0s/);
+  assertMatch(table.stdout, /time left: 0\.0s/);
   await Deno.remove(ws.dir, { recursive: true });
 });
