@@ -71,9 +71,9 @@ export interface Config {
 export const DEFAULT_TRANSFER_SETTINGS: Readonly<TransferSettings> = Object.freeze({
   verifyMode: "md5",
   retries: 2,
-  bufferSize: 8 * 1024 * 1024,
-  buffers: 4,
-  filesInFlight: 2,
+  bufferSize: 2 * 1024 * 1024,
+  buffers: 3,
+  filesInFlight: 8,
   timeMarginSeconds: 300,
   allowInvalidParquet: false,
   progressIntervalSeconds: 30,
