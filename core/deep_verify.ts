@@ -17,6 +17,7 @@ import { parseTemporaryName } from "./layout.ts";
 import { destinationRoots, isMd5SumsTemporary, MD5SUMS_NAME } from "./manifest.ts";
 import type { PublishedFile } from "./manifest.ts";
 import type { TransferState } from "./verify.ts";
+import { lstatOrNull } from "./file_info.ts";
 
 /**
  * What is wrong with a destination path:
@@ -106,15 +107,6 @@ export function deepShare(
   );
   const ranks = assignRanks(sorted.map((f) => f.sizeBytes), size);
   return sorted.filter((_, i) => ranks[i] === rank);
-}
-
-async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
-  try {
-    return await Deno.lstat(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw err;
-  }
 }
 
 function message(err: unknown): string {

@@ -24,6 +24,7 @@ import type { WriterToken } from "./temporaries.ts";
 import type { Deadline } from "./time_budget.ts";
 import { writeProgress } from "./progress.ts";
 import type { RankProgress } from "./progress.ts";
+import { lstatOrNull } from "./file_info.ts";
 
 /** What one rank did in one run. */
 export interface RankReport {
@@ -294,15 +295,6 @@ function record(
     numRows: -1,
     ...fields,
   };
-}
-
-async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
-  try {
-    return await Deno.lstat(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw err;
-  }
 }
 
 /**

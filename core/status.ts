@@ -13,34 +13,27 @@ import { formatBytes } from "./cli.ts";
 import { toolPaths } from "./layout.ts";
 import { formatDuration } from "./progress.ts";
 import { readTransferState } from "./verify.ts";
-import type { Tally } from "./verify.ts";
+import type { Tally, TransferState } from "./verify.ts";
+import type { RunSummary } from "./runner.ts";
 
 /** Version of the JSON shape of {@linkcode StatusReport}. */
 export const STATUS_VERSION = 1;
 
-/** The last run, from `run_summary.json`. */
-export interface LastRun {
-  /** When it ended (ISO 8601). */
-  finishedAt: string;
-  /** Ranks. */
-  ranks: number;
-  /** Files copied and verified by it. */
-  done: number;
-  /** Files it found already published. */
-  existing: number;
-  /** Files that failed in it. */
-  failed: number;
-  /** Files it did not start (time budget). */
-  left: number;
-  /** Bytes it copied and verified. */
-  bytes: number;
-  /** Its wall time in seconds (slowest rank). */
-  seconds: number;
-  /** Its rate over all ranks, bytes per second. */
-  bytesPerSecond: number;
-  /** Whether it stopped for the time budget. */
-  stoppedForTime: boolean;
-}
+/** The last run, from `run_summary.json` (`ranks` is its world size). */
+export type LastRun =
+  & Pick<
+    RunSummary,
+    | "finishedAt"
+    | "done"
+    | "existing"
+    | "failed"
+    | "left"
+    | "bytes"
+    | "seconds"
+    | "bytesPerSecond"
+    | "stoppedForTime"
+  >
+  & { ranks: number };
 
 /**
  * Where the tool stands (`deno task status --json`). Counts are `{files, bytes}`:
@@ -54,7 +47,11 @@ export interface LastRun {
  * `etaSeconds` is `remaining.bytes` at the last run's rate (0 when nothing remains, `null`
  * without a rate).
  */
-export interface StatusReport {
+export interface StatusReport extends
+  Pick<
+    TransferState,
+    "planned" | "scheduled" | "verified" | "failed" | "left" | "unscheduled" | "remaining"
+  > {
   /** {@linkcode STATUS_VERSION}. */
   version: number;
   /** When the status was taken (ISO 8601). */
@@ -63,20 +60,6 @@ export interface StatusReport {
   toolFolder: string;
   /** Phase flags of the checkpoint (false when absent). */
   phases: { filtering: boolean; scheduling: boolean; completed: boolean };
-  /** Planned files. */
-  planned: Tally;
-  /** Scheduled files. */
-  scheduled: Tally;
-  /** Verified scheduled files. */
-  verified: Tally;
-  /** Failed scheduled files. */
-  failed: Tally;
-  /** Scheduled files without a record. */
-  left: Tally;
-  /** Planned files not in the schedule. */
-  unscheduled: Tally;
-  /** Files still to transfer. */
-  remaining: Tally;
   /** Verification logs read and log lines ignored (torn by a crash, say). */
   logs: { files: number; badLines: number };
   /** The last run, or null before the first one. */

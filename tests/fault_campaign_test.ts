@@ -11,6 +11,7 @@
  * @module
  */
 
+import { prng } from "./support/random.ts";
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { addPartition, makeWorkspace } from "./support/fixture.ts";
@@ -23,7 +24,6 @@ import {
   killRandomRankAt,
   launchLabel,
   listFiles,
-  prng,
   readTables,
   runPhase,
   sessionRanks,

@@ -1,3 +1,4 @@
+import { MD5_TEST_VECTORS } from "../core/md5.ts";
 import { createHash } from "node:crypto";
 import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
 import {
@@ -85,21 +86,7 @@ Deno.test("simdSupported is true on this runtime", () => {
 Deno.test(
   "RFC 1321 test suite",
   withEngine({}, async (engine) => {
-    const vectors: Array<[string, string]> = [
-      ["", "d41d8cd98f00b204e9800998ecf8427e"],
-      ["a", "0cc175b9c0f1b6a831c399e269772661"],
-      ["abc", "900150983cd24fb0d6963f7d28e17f72"],
-      ["message digest", "f96b697d7cb7938d525a2f31aaf161d0"],
-      ["abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b"],
-      [
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-        "d174ab98d277d9f5a5611c2c9f419d9f",
-      ],
-      [
-        "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
-        "57edf4a22be3c955ac49da2e2107b67a",
-      ],
-    ];
+    const vectors = MD5_TEST_VECTORS;
     const got = await Promise.all(vectors.map(async ([text]) => {
       const s = engine.create();
       await s.update(new TextEncoder().encode(text));

@@ -1,3 +1,4 @@
+import { prng } from "./support/random.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./support/assert.ts";
 import { createHash } from "node:crypto";
 import {
@@ -9,18 +10,6 @@ import {
   openMd5Engine,
   selfTestMd5Engine,
 } from "../core/md5.ts";
-
-/** Deterministic PRNG (mulberry32), so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(rand: () => number, n: number): Uint8Array {
   const out = new Uint8Array(n);

@@ -17,18 +17,6 @@ import { readVerificationLogs } from "../../core/verification_log.ts";
 import type { VerificationState } from "../../core/verification_log.ts";
 import { parseTemporaryName } from "../../core/layout.ts";
 
-/** A seeded pseudo-random generator (mulberry32): numbers in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Resolves after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
