@@ -356,6 +356,38 @@ async function pump(
   return total;
 }
 
+/**
+ * Hashes `file` to its end into `stream`; returns the bytes read. Where the stream lends views
+ * of its engine's memory (the SIMD engine), chunks are read straight into them, saving a copy
+ * per chunk; otherwise chunks go through `pool` with reading and hashing overlapped.
+ */
+async function hashWhole(
+  file: Deno.FsFile,
+  path: string,
+  op: TransferOp,
+  pool: BufferPool,
+  stream: Md5Stream,
+): Promise<number> {
+  const { reserve, commit } = stream;
+  if (reserve === undefined || commit === undefined) {
+    return await pump(file, path, op, pool, [serial((c) => stream.update(c))]);
+  }
+  let total = 0;
+  while (true) {
+    const view = await reserve.call(stream, pool.size);
+    let n: number;
+    try {
+      n = await io(op, path, () => readFull(file, view));
+    } catch (err) {
+      commit.call(stream, 0);
+      throw err;
+    }
+    commit.call(stream, n);
+    total += n;
+    if (n < view.length) return total;
+  }
+}
+
 /** Index of the first differing byte among the first `n`, or -1. */
 function firstDifference(a: Uint8Array, b: Uint8Array, n: number): number {
   let i = 0;
@@ -392,9 +424,7 @@ export async function hashFile(
   const stream = options.engine.create();
   let open: Md5Stream | undefined = stream;
   try {
-    const sizeBytes = await pump(file, path, "read-file", pool, [
-      serial((c) => stream.update(c)),
-    ]);
+    const sizeBytes = await hashWhole(file, path, "read-file", pool, stream);
     open = undefined;
     return { md5: await stream.digest(), sizeBytes };
   } finally {
@@ -483,7 +513,7 @@ export async function verifyCopy(
   const stream = options.engine.create();
   let open: Md5Stream | undefined = stream;
   try {
-    const n = await pump(dst, tmpPath, "read-tmp", pool, [serial((c) => stream.update(c))]);
+    const n = await hashWhole(dst, tmpPath, "read-tmp", pool, stream);
     open = undefined;
     const md5Dst = await stream.digest();
     const bytesRead = { source: 0, destination: n };

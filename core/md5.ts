@@ -9,6 +9,15 @@ export interface Md5Stream {
   update(chunk: Uint8Array): Promise<void>;
   /** Ends the stream and resolves to the 32-character lowercase hex digest. */
   digest(): Promise<string>;
+  /**
+   * Optional, for engines that hash from their own memory: lends a writable view of 1 to
+   * `maxBytes` bytes to be filled by the caller (e.g. `file.read(view)`, so the bytes are
+   * read straight into place) and handed back with `commit`. Nothing else may be called on the
+   * stream in between.
+   */
+  reserve?(maxBytes: number): Promise<Uint8Array>;
+  /** Appends the first `bytes` bytes of the view lent by `reserve` (0 gives it back). */
+  commit?(bytes: number): void;
 }
 
 /** A source of MD5 streams (libcrypto through FFI, node:crypto, WebAssembly SIMD). */

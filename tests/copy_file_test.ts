@@ -52,7 +52,7 @@ async function flipByte(path: string, offset: number): Promise<void> {
   }
 }
 
-for (const engineName of ["libcrypto", "node:crypto"] as const) {
+for (const engineName of ["wasm-simd", "libcrypto", "node:crypto"] as const) {
   Deno.test(`copyAndHash (${engineName}): sizes around bufferSize copy exactly`, async () => {
     const engine = openMd5Engine({ prefer: engineName });
     assertEquals(engine.name, engineName);
@@ -293,26 +293,35 @@ Deno.test("copyAndHash: a source growing during the copy is reported, not verifi
   });
 });
 
-Deno.test("hashFile and verifyCopy agree with md5sum", async () => {
-  const engine = openMd5Engine();
-  try {
-    await withDir(async (dir) => {
-      const data = pseudoRandomBytes(2 * B + 3, 4);
-      await Deno.writeFile(`${dir}/a`, data);
-      await Deno.writeFile(`${dir}/b`, data);
-      const h = await hashFile(`${dir}/a`, { engine, bufferSize: B });
-      assertEquals(h, { md5: await md5sum(`${dir}/a`), sizeBytes: data.length });
-      const common = { engine, md5Src: h.md5, sizeBytes: data.length, bufferSize: B };
-      for (const mode of ["md5", "bytes"] as const) {
-        const v = await verifyCopy(`${dir}/a`, `${dir}/b`, { ...common, mode });
-        assertEquals(v.ok, true, v.mismatch);
-        assertEquals(v.md5Dst, h.md5);
-      }
-    });
-  } finally {
-    engine.close();
-  }
-});
+for (const engineName of ["wasm-simd", "libcrypto"] as const) {
+  Deno.test(`hashFile and verifyCopy (${engineName}) agree with md5sum`, async () => {
+    const engine = openMd5Engine({ prefer: engineName });
+    assertEquals(engine.name, engineName);
+    try {
+      await withDir(async (dir) => {
+        const data = pseudoRandomBytes(2 * B + 3, 4);
+        await Deno.writeFile(`${dir}/a`, data);
+        await Deno.writeFile(`${dir}/b`, data);
+        const h = await hashFile(`${dir}/a`, { engine, bufferSize: B });
+        assertEquals(h, { md5: await md5sum(`${dir}/a`), sizeBytes: data.length });
+        const common = { engine, md5Src: h.md5, sizeBytes: data.length, bufferSize: B };
+        for (const mode of ["md5", "bytes"] as const) {
+          const v = await verifyCopy(`${dir}/a`, `${dir}/b`, { ...common, mode });
+          assertEquals(v.ok, true, v.mismatch);
+          assertEquals(v.md5Dst, h.md5);
+        }
+        data[B + 7] ^= 1;
+        await Deno.writeFile(`${dir}/b`, data);
+        const bad = await verifyCopy(`${dir}/a`, `${dir}/b`, { ...common, mode: "md5" });
+        assertEquals(bad.ok, false);
+        assertMatch(bad.mismatch ?? "", /md5 mismatch/);
+        assertEquals(bad.md5Dst, await md5sum(`${dir}/b`));
+      });
+    } finally {
+      engine.close();
+    }
+  });
+}
 
 Deno.test("copyAndHash: bad buffer options are rejected before touching files", async () => {
   const engine = createNodeMd5Engine();
