@@ -198,10 +198,18 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
   for (const p of sweep.kept) options.log(`kept temporary ${p}: its writer may still be running`);
   options.barrier?.();
 
+  // Folders that received a published file since the log's last sync: their entries are
+  // made durable just before the records that say the files are there.
+  const unsyncedFolders = new Set<string>();
   const log = await VerificationLog.create(
     paths.verification,
     `rank${options.rank}_${tokenText}_${started}`,
     t.logSyncEvery,
+    async () => {
+      const folders = [...unsyncedFolders];
+      unsyncedFolders.clear();
+      await Promise.all(folders.map(syncDirectory));
+    },
   );
   const progress: RankProgress = {
     rank: options.rank,
@@ -246,6 +254,7 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
     options,
     token: tokenText,
     realImages: await Deno.realPath(config.imagesFolder),
+    unsyncedFolders,
   };
   const worker = async () => {
     const pool = new BufferPool(t.bufferSize, t.buffers);
@@ -357,12 +366,14 @@ interface TransferContext {
   token: string;
   /** The images folder with every symlink resolved. */
   realImages: string;
+  /** Folders with a new entry not yet synced (synced before the log's next sync). */
+  unsyncedFolders: Set<string>;
 }
 
 /** Copies, verifies and publishes one file; never throws for a per-file failure. */
 async function transferOne(
   row: ScheduleRow,
-  { config, options, token, realImages }: TransferContext,
+  { config, options, token, realImages, unsyncedFolders }: TransferContext,
   pool: BufferPool,
 ): Promise<{ record: VerificationRecord; bytesRead: number }> {
   const t = config.transfer;
@@ -461,7 +472,7 @@ async function transferOne(
       await Deno.remove(tmp).catch((err) =>
         options.log(`could not remove the temporary ${tmp} (${describe(err)}); a later run will`)
       );
-      await syncDirectory(folder);
+      unsyncedFolders.add(folder);
       return {
         record: record(row, {
           status: "verified",

@@ -71,25 +71,40 @@ export class VerificationLog {
   #file: Deno.FsFile;
   #unsynced = 0;
   #syncEvery: number;
+  #beforeSync: () => Promise<void>;
   #encoder = new TextEncoder();
+  /** Appends and syncs, one after another: no record is written while a sync runs. */
+  #queue: Promise<void> = Promise.resolve();
   /** Path of the log file. */
   readonly path: string;
 
-  private constructor(path: string, file: Deno.FsFile, syncEvery: number) {
+  private constructor(
+    path: string,
+    file: Deno.FsFile,
+    syncEvery: number,
+    beforeSync: () => Promise<void>,
+  ) {
     this.path = path;
     this.#file = file;
     this.#syncEvery = syncEvery;
+    this.#beforeSync = beforeSync;
   }
 
   /**
    * Creates a new log in `folder` named `<name>.csv` (never an existing one: one writer per
-   * file) and writes its header durably.
+   * file) and writes its header durably. `beforeSync` runs before each sync of records, so
+   * that what they claim (a published file's folder entry) is durable before they are.
    */
-  static async create(folder: string, name: string, syncEvery: number): Promise<VerificationLog> {
+  static async create(
+    folder: string,
+    name: string,
+    syncEvery: number,
+    beforeSync: () => Promise<void> = () => Promise.resolve(),
+  ): Promise<VerificationLog> {
     await Deno.mkdir(folder, { recursive: true });
     const path = join(folder, `${name}.csv`);
     const file = await Deno.open(path, { write: true, append: true, createNew: true });
-    const log = new VerificationLog(path, file, syncEvery);
+    const log = new VerificationLog(path, file, syncEvery, beforeSync);
     await log.#write(VERIFICATION_COLUMNS.join(",") + "\n");
     await file.syncData();
     await syncDirectory(folder);
@@ -102,17 +117,30 @@ export class VerificationLog {
     while (off < bytes.length) off += await this.#file.write(bytes.subarray(off));
   }
 
+  #serial(fn: () => Promise<void>): Promise<void> {
+    const next = this.#queue.then(fn);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  async #syncNow(): Promise<void> {
+    if (this.#unsynced === 0) return;
+    this.#unsynced = 0;
+    await this.#beforeSync();
+    await this.#file.syncData();
+  }
+
   /** Appends a record; syncs once every `syncEvery` records. */
-  async append(record: VerificationRecord): Promise<void> {
-    await this.#write(formatCsvLine(VERIFICATION_COLUMNS, toRecord(record)));
-    if (++this.#unsynced >= this.#syncEvery) await this.sync();
+  append(record: VerificationRecord): Promise<void> {
+    return this.#serial(async () => {
+      await this.#write(formatCsvLine(VERIFICATION_COLUMNS, toRecord(record)));
+      if (++this.#unsynced >= this.#syncEvery) await this.#syncNow();
+    });
   }
 
   /** Makes every appended record durable. */
-  async sync(): Promise<void> {
-    if (this.#unsynced === 0) return;
-    this.#unsynced = 0;
-    await this.#file.syncData();
+  sync(): Promise<void> {
+    return this.#serial(() => this.#syncNow());
   }
 
   /** Syncs and closes the log. */
