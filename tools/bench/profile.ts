@@ -6,7 +6,7 @@
  * ```sh
  * deno run -A tools/bench/profile.ts --tree bench_out/trees/main --dst /tmp/p \
  *   [--verify md5|bytes] [--buffer-mib 8] [--buffers 4] [--in-flight 2] [--no-drop] \
- *   [--engine libcrypto|node] [--share 2]
+ *   [--engine wasm-simd|libcrypto|node] [--share 2]
  * ```
  * `--share N` copies every N-th file only (one rank's share of N ranks).
  * @module
@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { copyAndHash, type CopyTimings } from "../../core/copy_file.ts";
-import { createNodeMd5Engine, openLibcryptoMd5Engine } from "../../core/md5.ts";
+import { openMd5Engine } from "../../core/md5.ts";
 import type { VerifyMode } from "../../core/config.ts";
 import { listTreeFiles } from "./tree.ts";
 
@@ -36,9 +36,15 @@ if (import.meta.main) {
   });
   if (!v.tree || !v.dst) throw new Error("--tree DIR and --dst DIR are required");
   const share = Number(v.share);
-  const files = (await listTreeFiles(v.tree)).filter((_, i) => i % share === 0)
-    .sort((a, b) => b.bytes - a.bytes);
-  const engine = v.engine === "node" ? createNodeMd5Engine() : openLibcryptoMd5Engine();
+  // Largest first, then every N-th: a share like one rank's (every N-th of the path order
+  // would pick the errors files only, which sort before the successes of their partition).
+  const files = (await listTreeFiles(v.tree)).sort((a, b) => b.bytes - a.bytes)
+    .filter((_, i) => i % share === 0);
+  const prefer = v.engine === "node" ? "node:crypto" : v.engine;
+  if (prefer !== "wasm-simd" && prefer !== "libcrypto" && prefer !== "node:crypto") {
+    throw new Error(`--engine must be wasm-simd, libcrypto or node, got ${v.engine}`);
+  }
+  const engine = openMd5Engine({ prefer });
   await Deno.remove(v.dst, { recursive: true }).catch(() => {});
   await Deno.mkdir(v.dst, { recursive: true });
   const sum: CopyTimings = { copy: 0, sync: 0, dropCache: 0, verify: 0 };
