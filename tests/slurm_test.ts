@@ -29,6 +29,7 @@ import {
   submitChain,
 } from "../core/submit.ts";
 import type { SiteSettings } from "../core/submit.ts";
+import { runCommandOrFail } from "./support/command.ts";
 
 let cluster: LocalSlurm | undefined;
 async function slurm(): Promise<LocalSlurm> {
@@ -37,35 +38,14 @@ async function slurm(): Promise<LocalSlurm> {
 }
 
 /** Runs a command with a clean environment (no launcher or job variables) plus `env`. */
-async function command(
+function command(
   cmd: string,
   args: string[],
   env: Record<string, string>,
   timeoutMs = 120_000,
   cwd?: string,
 ): Promise<RunResult> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
-  try {
-    const out = await new Deno.Command(cmd, {
-      args,
-      env: cleanEnv(env),
-      clearEnv: true,
-      cwd,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: controller.signal,
-    }).output();
-    const dec = new TextDecoder();
-    const r = { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-    if (controller.signal.aborted) {
-      throw new Error(`${cmd} ${args.join(" ")}: no end in ${timeoutMs} ms\n${r.stderr}`);
-    }
-    return r;
-  } finally {
-    clearTimeout(timer);
-  }
+  return runCommandOrFail(cmd, args, { env: cleanEnv(env), clearEnv: true, cwd, timeoutMs });
 }
 
 /** `deno run -A phases/submit.ts ARGS` with the cluster's SLURM_CONF. */

@@ -11,6 +11,7 @@
  * Needs root and the Debian packages slurmctld, slurmd, slurm-client and munge.
  * @module
  */
+import { type CommandResult, runCommand } from "./command.ts";
 
 /** Options of {@link startLocalSlurm}. */
 export interface LocalSlurmOptions {
@@ -77,13 +78,6 @@ const PACKAGE_OF: Record<string, string> = {
   mungekey: "munge",
 };
 
-/** Result of a finished command. */
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Throws a message naming the package to install if `name` is not on PATH or in sbin. */
 export function requireBinary(name: string): string {
   for (
@@ -108,35 +102,13 @@ export function requireBinary(name: string): string {
   );
 }
 
-async function run(
+/** Runs a daemon-side command; killed after 30 s unless told otherwise. */
+function run(
   cmd: string,
   args: string[],
   options: { env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {},
-): Promise<Ran> {
-  const child = new Deno.Command(cmd, {
-    args,
-    env: options.env,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(options.stdin));
-    await w.close();
-  }
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-  }, options.timeoutMs ?? 30_000);
-  try {
-    const out = await child.output();
-    const dec = new TextDecoder();
-    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
+): Promise<CommandResult> {
+  return runCommand(cmd, args, { timeoutMs: 30_000, ...options });
 }
 
 /** True if `pid` is a live (not zombie) process whose command name is `comm` (if given). */

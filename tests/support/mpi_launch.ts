@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { REPO } from "./fixture.ts";
 import type { RunResult } from "./fixture.ts";
+import { runCommandOrFail } from "./command.ts";
 
 /** The two MPI implementations the tests cover. */
 export type MpiImpl = "mpich" | "openmpi";
@@ -56,35 +57,16 @@ export async function mpirun(
 ): Promise<RunResult> {
   const argv = [...(options.wrap ?? []), Deno.execPath(), "run", "-A", join(REPO, script), ...args];
   const [cmd, ...rest] = launcherArgs(impl, n, argv);
-  const controller = new AbortController();
-  const timeoutMs = options.timeoutMs ?? 120_000;
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
   try {
-    const out = await new Deno.Command(cmd, {
-      args: rest,
+    return await runCommandOrFail(cmd, rest, {
       env: cleanEnv(options.env),
       clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: controller.signal,
-    }).output();
-    const dec = new TextDecoder();
-    const result = {
-      code: out.code,
-      stdout: dec.decode(out.stdout),
-      stderr: dec.decode(out.stderr),
-    };
-    if (controller.signal.aborted) {
-      throw new Error(`${cmd} did not end within ${timeoutMs} ms:\n${result.stderr}`);
-    }
-    return result;
+      timeoutMs: options.timeoutMs ?? 120_000,
+    });
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
       throw new Error(`${cmd} is missing: install it (${INSTALL[impl]}); MPI tests never skip`);
     }
     throw err;
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -7,6 +7,7 @@
  * Every function takes the client environment (`{ SLURM_CONF }` from `startLocalSlurm().env`).
  * @module
  */
+import { type CommandResult, runCommand } from "./command.ts";
 
 /** States after which a job never runs again. */
 export const TERMINAL_STATES: ReadonlySet<string> = new Set([
@@ -49,35 +50,20 @@ export interface SbatchOptions {
 }
 
 /** Result of a client command. */
-export interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type { CommandResult };
 
 /** Runs a Slurm client command with the cluster env; never throws on a non-zero exit. */
-export async function slurmCommand(
+export function slurmCommand(
   slurmEnv: Record<string, string>,
   cmd: string,
   args: string[],
   options: { cwd?: string; env?: Record<string, string>; stdin?: string } = {},
 ): Promise<CommandResult> {
-  const child = new Deno.Command(cmd, {
-    args,
+  return runCommand(cmd, args, {
     cwd: options.cwd,
     env: { ...slurmEnv, ...options.env },
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(options.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    stdin: options.stdin,
+  });
 }
 
 /**
