@@ -64,22 +64,13 @@ export interface DeepRankReport {
   elapsedMs: number;
 }
 
-/** The merged result of all ranks. */
-export interface DeepReport {
+/**
+ * The merged result of all ranks: the ranks' counts added up, their problems and
+ * temporaries sorted by path, and the longest rank wall time.
+ */
+export interface DeepReport extends Omit<DeepRankReport, "rank"> {
   /** Ranks that took part. */
   ranks: number;
-  /** Published files checked. */
-  files: number;
-  /** Bytes re-read. */
-  bytes: number;
-  /** Folders listed. */
-  folders: number;
-  /** Problems, sorted by path. */
-  problems: DeepProblem[];
-  /** Temporaries, sorted. */
-  temporaries: string[];
-  /** Longest rank wall time in ms. */
-  elapsedMs: number;
 }
 
 /** Options of {@linkcode deepCheckRank}. */

@@ -14,16 +14,14 @@
 import { prng } from "./support/random.ts";
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { addPartition, makeWorkspace } from "./support/fixture.ts";
+import { addPartition, datasetFiles, listFiles, makeWorkspace } from "./support/fixture.ts";
 import type { RunResult, Workspace, WorkspaceOptions } from "./support/fixture.ts";
 import {
   checkComplete,
   checkPartialDataset,
   completedSources,
-  datasetFiles,
   killRandomRankAt,
   launchLabel,
-  listFiles,
   readTables,
   runPhase,
   sessionRanks,

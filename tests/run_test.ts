@@ -9,7 +9,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { join } from "node:path";
 import { readSchedule, readVerificationLogs, temporaryPath } from "../mod.ts";
 import type { ScheduleRow } from "../mod.ts";
-import { addPartition, makeWorkspace, REPO, runScript } from "./support/fixture.ts";
+import { addPartition, datasetFiles, makeWorkspace, REPO, runScript } from "./support/fixture.ts";
 import type { Workspace, WorkspaceOptions } from "./support/fixture.ts";
 import { readRowsWithHyparquet } from "./support/parquet_readers.ts";
 import { cleanEnv, launcherArgs, MPI_IMPLS, mpirun } from "./support/mpi_launch.ts";
@@ -33,27 +33,6 @@ async function planned(options: WorkspaceOptions, partitions: number, size = 20_
   const s = await runScript("phases/schedule.ts", ["--config", ws.configPath]);
   assertEquals(s.code, 0, s.stderr);
   return { ws, rows: await readSchedule(join(ws.tool, "schedule.csv")) };
-}
-
-/** Every file of the dataset folders, relative names, temporaries included. */
-function datasetFiles(ws: Workspace): string[] {
-  const out: string[] = [];
-  const walk = (dir: string) => {
-    let entries: Deno.DirEntry[] = [];
-    try {
-      entries = [...Deno.readDirSync(dir)];
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = join(dir, e.name);
-      if (e.isDirectory) walk(p);
-      else out.push(p);
-    }
-  };
-  walk(ws.dstImages);
-  walk(ws.dstErrors);
-  return out.sort();
 }
 
 async function assertAllPublished(ws: Workspace, rows: ScheduleRow[]) {

@@ -7,7 +7,7 @@
 
 import { join } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
-import { REPO } from "./fixture.ts";
+import { datasetFiles, REPO } from "./fixture.ts";
 import type { RunResult, Workspace } from "./fixture.ts";
 import { cleanEnv, launcherArgs } from "./mpi_launch.ts";
 import type { MpiImpl } from "./mpi_launch.ts";
@@ -215,32 +215,6 @@ export async function md5sums(paths: string[]): Promise<Map<string, string>> {
     lines.forEach((l, j) => out.set(chunk[j], l.slice(0, 32)));
   }
   return out;
-}
-
-/** Every non-folder entry below `dir` (symlinks not followed), sorted. */
-export function listFiles(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    let entries: Deno.DirEntry[] = [];
-    try {
-      entries = [...Deno.readDirSync(d)];
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.isDirectory) walk(p);
-      else out.push(p);
-    }
-  };
-  walk(dir);
-  return out.sort();
-}
-
-/** Files of both dataset folders (temporaries included, `_MD5SUMS` of verify excluded). */
-export function datasetFiles(ws: Workspace): string[] {
-  return [...listFiles(ws.dstImages), ...listFiles(ws.dstErrors)]
-    .filter((p) => !p.endsWith("/_MD5SUMS")).sort();
 }
 
 /** One entry of a {@linkcode snapshot}. */

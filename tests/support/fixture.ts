@@ -133,3 +133,29 @@ export async function runScript(
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
+
+/** Every non-folder entry below `dir` (symlinks not followed), sorted. */
+export function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    let entries: Deno.DirEntry[] = [];
+    try {
+      entries = [...Deno.readDirSync(d)];
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory) walk(p);
+      else out.push(p);
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+/** Files of both dataset folders (temporaries included, `_MD5SUMS` of verify excluded). */
+export function datasetFiles(ws: Workspace): string[] {
+  return [...listFiles(ws.dstImages), ...listFiles(ws.dstErrors)]
+    .filter((p) => !p.endsWith("/_MD5SUMS")).sort();
+}
