@@ -302,6 +302,7 @@ function record(
     verifiedAt: new Date().toISOString(),
     reason: "",
     numRows: -1,
+    schemaFingerprint: "",
     ...fields,
   };
 }
@@ -414,8 +415,9 @@ async function transferOne(
       };
     }
     let numRows = -1;
+    let schemaFingerprint = "";
     try {
-      numRows = (await inspectParquet(row.srcPath)).numRows;
+      ({ numRows, schemaFingerprint } = await inspectParquet(row.srcPath));
     } catch (err) {
       if (!(err instanceof InvalidParquetError)) throw err;
       if (!t.allowInvalidParquet) {
@@ -449,11 +451,17 @@ async function transferOne(
         continue;
       }
       if (numRows >= 0) {
-        const copied = await inspectParquet(tmp).then((i) => i.numRows, (e) => e as Error);
-        if (copied !== numRows) {
+        const copied = await inspectParquet(tmp).catch((e) => e as Error);
+        const differs = copied instanceof Error
+          ? `its footer does not decode (${copied.message})`
+          : copied.numRows !== numRows
+          ? `${copied.numRows} rows, the source ${numRows}`
+          : copied.schemaFingerprint !== schemaFingerprint
+          ? "another schema than the source"
+          : null;
+        if (differs !== null) {
           await Deno.remove(tmp).catch(() => {});
-          const got = copied instanceof Error ? copied.message : `${copied} rows`;
-          reason = `row count differs: the source has ${numRows} rows, the copy ${got}`;
+          reason = `the copy's parquet footer differs: ${differs}`;
           continue;
         }
       }
@@ -481,6 +489,7 @@ async function transferOne(
           hashsumDst: result.md5Dst ?? "",
           sizeBytes: result.sizeBytes,
           numRows,
+          schemaFingerprint,
         }),
         bytesRead,
       };

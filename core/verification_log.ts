@@ -35,6 +35,8 @@ export interface VerificationRecord {
   reason: string;
   /** Rows of the parquet file (-1 when not known). */
   numRows: number;
+  /** Fingerprint of the parquet schema (`inspectParquet`), or "" when not known. */
+  schemaFingerprint: string;
 }
 
 /** Columns of a verification log. */
@@ -49,6 +51,7 @@ export const VERIFICATION_COLUMNS = [
   "status",
   "reason",
   "num_rows",
+  "schema_fingerprint",
 ] as const;
 
 function toRecord(r: VerificationRecord): Record<string, string> {
@@ -63,6 +66,7 @@ function toRecord(r: VerificationRecord): Record<string, string> {
     status: r.status,
     reason: r.reason.replace(/[\r\n]+/g, " "),
     num_rows: String(r.numRows),
+    schema_fingerprint: r.schemaFingerprint,
   };
 }
 
@@ -172,6 +176,7 @@ function fromRecord(r: Record<string, string>): VerificationRecord {
     status: r.status as RecordStatus,
     reason: r.reason ?? "",
     numRows: r.num_rows === undefined || r.num_rows === "" ? -1 : Number(r.num_rows),
+    schemaFingerprint: r.schema_fingerprint ?? "",
   };
 }
 

@@ -388,6 +388,9 @@ Deno.test("run: invalid parquet is refused unless allowed; row counts are record
     const goodRec = recs.find((x) => x.srcPath === join(good, "successes.parquet"))!;
     const rows = await readRowsWithHyparquet(join(good, "successes.parquet"), ["uuid"]);
     assertEquals(goodRec.numRows, rows.length, "row count of an independent reader");
+    assertMatch(goodRec.schemaFingerprint, /^[0-9a-f]{64}$/);
+    const other = recs.find((x) => x.srcPath === join(good, "errors.parquet"))!;
+    assert(other.schemaFingerprint !== goodRec.schemaFingerprint, "errors have another schema");
     if (!allow) {
       assertEquals(r.code, 3, r.stdout + r.stderr);
       assertMatch(
