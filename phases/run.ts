@@ -2,10 +2,11 @@
  * `deno task run --config FILE` (under `mpirun`/`srun`, or as one process): copies this
  * rank's share of the schedule, verified, and gathers every rank's results at rank 0.
  *
- * Test-only hook: `DT_TEST_CORRUPT=<text>[:<attempts>]` flips a byte of the temporary of
+ * Test-only hooks: `DT_TEST_CORRUPT=<text>[:<attempts>]` flips a byte of the temporary of
  * every file whose source path contains `<text>`, after it was written and synced and
- * before it is verified, on its first `<attempts>` attempts (all when omitted). It exists so
- * that tests can prove a corrupted copy is caught, retried and never published.
+ * before it is verified, on its first `<attempts>` attempts (all when omitted), so that tests
+ * can prove a corrupted copy is caught, retried and never published. `DT_TEST_SLOW_MS=<ms>`
+ * waits that long before each file, so that a test job runs out of its time budget midway.
  * @module
  */
 
@@ -28,11 +29,16 @@ import { toolPaths } from "../core/layout.ts";
 import { runWorld } from "../mpi/mod.ts";
 import type { Comm } from "../mpi/mod.ts";
 
-function corruptionHook(spec: string | undefined): RunnerHooks | undefined {
-  if (!spec) return undefined;
+function testHooks(env: Record<string, string>): RunnerHooks {
+  const hooks: RunnerHooks = {};
+  const slowMs = Number(env.DT_TEST_SLOW_MS ?? 0);
+  if (slowMs > 0) hooks.beforeFile = () => new Promise((r) => setTimeout(r, slowMs));
+  const spec = env.DT_TEST_CORRUPT;
+  if (!spec) return hooks;
   const [text, attempts] = spec.split(":");
   const limit = attempts === undefined ? Infinity : Number(attempts);
   return {
+    ...hooks,
     afterWrite: async (row, tmp, attempt) => {
       if (!row.srcPath.includes(text) || attempt >= limit) return;
       const file = await Deno.open(tmp, { read: true, write: true });
@@ -132,7 +138,7 @@ async function main(comm: Comm): Promise<number> {
       dryRun: cmd.values["dry-run"] === true,
       log,
       barrier: () => comm.barrier(),
-      hooks: corruptionHook(Deno.env.get("DT_TEST_CORRUPT")),
+      hooks: testHooks(Deno.env.toObject()),
     });
   } finally {
     if (timer !== undefined) {

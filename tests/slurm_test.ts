@@ -201,15 +201,17 @@ Deno.test("slurm: submit chains filter, scheduler, 2 workers (MPICH, srun --mpi=
   await Deno.remove(ws.dir, { recursive: true });
 });
 
-Deno.test("slurm: a worker out of time exits 4, the next worker (Open MPI, srun --mpi=pmix) finishes", async () => {
+Deno.test("slurm: a worker out of time stops midway with exit 4, the next worker (Open MPI, srun --mpi=pmix) finishes", async () => {
   const c = await slurm();
-  // time_margin_seconds (90) exceeds the worker's --time=1 (60 s): the first worker takes no
-  // file and stops for its budget at once, deterministically. The second worker is given 5
-  // minutes (scontrol update while it waits, as an operator would) and does everything.
+  // The worker's --time=1 (60 s) less time_margin_seconds (48) leaves about 12 s of work, and
+  // the test-only DT_TEST_SLOW_MS makes each of the 24 files take 2 s, one at a time per rank:
+  // the first worker copies some files, then stops for its budget with the rest left. The
+  // second worker is given 5 minutes (scontrol update while it waits, as an operator would)
+  // and does the rest.
   const ws = await tree({
-    partitions: 4,
+    partitions: 12,
     workersPerNode: 2,
-    transfer: { time_margin_seconds: 90 },
+    transfer: { time_margin_seconds: 48, files_in_flight: 1 },
   });
   await setNumWorkers(ws, 2);
   const site = join(ws.dir, "site.sh");
@@ -231,9 +233,11 @@ Deno.test("slurm: a worker out of time exits 4, the next worker (Open MPI, srun 
   const blockerId = blocker.stdout.trim();
   let released = false;
   try {
-    const r = await submit(["--config", ws.configPath, "--after", blockerId], { DT_SITE: site });
+    const r = await submit(["--config", ws.configPath, "--after", blockerId], {
+      DT_SITE: site,
+      DT_TEST_SLOW_MS: "2000",
+    });
     assertEquals(r.code, 0, r.stderr);
-    assertMatch(r.stderr, /warning: worker time 1 \(60s\) is not more than .*time_margin_seconds/);
     const ids = submittedIds(r.stdout);
     assertEquals([...ids.keys()], ["filter", "scheduler", "worker 1/2", "worker 2/2", "verifier"]);
     assertMatch(r.stdout, new RegExp(`^filter: submitted \\(after ${blockerId}\\) job \\d+$`, "m"));
@@ -250,8 +254,11 @@ Deno.test("slurm: a worker out of time exits 4, the next worker (Open MPI, srun 
     assertEquals([w1.state, w1.exitCode], ["FAILED", 4], text);
     assertEquals(w1.fields.TimeLimit, "00:01:00", text);
     const out1 = await jobOutput(ws, w1.jobId);
-    assertMatch(out1, /time budget: less than 90s left/);
-    assertMatch(out1, /run: 0 files copied.* 8 left/);
+    assertMatch(out1, /time budget: less than 48s left \(squeue \(job \d+\)\)/);
+    const first = /run: (\d+) files copied and verified, .* (\d+) left/.exec(out1);
+    assert(first, out1);
+    const [copied1, left1] = [Number(first[1]), Number(first[2])];
+    assert(copied1 > 0 && left1 > 0 && copied1 + left1 === 24, `midway: ${first[0]}`);
     assertMatch(out1, /exit 4: stopped for the time budget/);
     for (const label of ["filter", "scheduler", "worker 2/2", "verifier"]) {
       const s = states.get(label)!;
@@ -260,9 +267,26 @@ Deno.test("slurm: a worker out of time exits 4, the next worker (Open MPI, srun 
     assertEquals(states.get("worker 2/2")!.fields.TimeLimit, "00:05:00");
     const out2 = await jobOutput(ws, w2);
     assertMatch(out2, /run: 2 rank\(s\), MPI Open MPI/);
-    assertMatch(out2, /run: 8 files copied and verified/);
+    assertMatch(
+      out2,
+      new RegExp(`run: ${left1} files copied and verified, .* ${copied1} verified before`),
+    );
     assertEquals((await checkpointOf(ws)).completed, true, text);
-    assertEquals(await countParquet(join(ws.dir, "dataset")), 8);
+    assertEquals(await countParquet(join(ws.dir, "dataset")), 24);
+    // A worker limit within the margin would never copy anything: submit warns.
+    const warn = await submit([
+      "--config",
+      ws.configPath,
+      "--dry-run",
+      "--reset-runners",
+      "--worker-time",
+      "00:00:40",
+    ], { DT_SITE: site });
+    assertEquals(warn.code, 0, warn.stderr);
+    assertMatch(
+      warn.stdout,
+      /^# warning: worker time 00:00:40 \(40s\) is not more than .*time_margin_seconds/m,
+    );
   } finally {
     if (!released) await slurmCommand(c.env, "scancel", [blockerId]);
   }
