@@ -419,12 +419,22 @@ export async function hashFile(
   path: string,
   options: BufferOptions & { engine: Md5Engine },
 ): Promise<HashFileResult> {
+  return await hashPath(path, "open-file", "read-file", options);
+}
+
+/** MD5 of a whole file, its errors reported as `openOp`/`readOp` of a transfer. */
+async function hashPath(
+  path: string,
+  openOp: TransferOp,
+  readOp: TransferOp,
+  options: BufferOptions & { engine: Md5Engine },
+): Promise<HashFileResult> {
   const pool = makePool(options);
-  const file = await openRead(path, "open-file");
+  const file = await openRead(path, openOp);
   const stream = options.engine.create();
   let open: Md5Stream | undefined = stream;
   try {
-    const sizeBytes = await hashWhole(file, path, "read-file", pool, stream);
+    const sizeBytes = await hashWhole(file, path, readOp, pool, stream);
     open = undefined;
     return { md5: await stream.digest(), sizeBytes };
   } finally {
@@ -508,36 +518,25 @@ export async function verifyCopy(
   options: VerifyOptions,
 ): Promise<VerifyResult> {
   if (options.mode === "bytes") return await verifyBytes(srcPath, tmpPath, options);
-  const pool = makePool(options);
-  const dst = await openRead(tmpPath, "open-tmp");
-  const stream = options.engine.create();
-  let open: Md5Stream | undefined = stream;
-  try {
-    const n = await hashWhole(dst, tmpPath, "read-tmp", pool, stream);
-    open = undefined;
-    const md5Dst = await stream.digest();
-    const bytesRead = { source: 0, destination: n };
-    if (n !== options.sizeBytes) {
-      return {
-        md5Dst,
-        ok: false,
-        mismatch: `size mismatch: copied ${options.sizeBytes} bytes, destination has ${n}`,
-        bytesRead,
-      };
-    }
-    if (md5Dst !== options.md5Src) {
-      return {
-        md5Dst,
-        ok: false,
-        mismatch: `md5 mismatch: source ${options.md5Src}, destination ${md5Dst}`,
-        bytesRead,
-      };
-    }
-    return { md5Dst, ok: true, bytesRead };
-  } finally {
-    dst.close();
-    await release(open);
+  const { md5: md5Dst, sizeBytes: n } = await hashPath(tmpPath, "open-tmp", "read-tmp", options);
+  const bytesRead = { source: 0, destination: n };
+  if (n !== options.sizeBytes) {
+    return {
+      md5Dst,
+      ok: false,
+      mismatch: `size mismatch: copied ${options.sizeBytes} bytes, destination has ${n}`,
+      bytesRead,
+    };
   }
+  if (md5Dst !== options.md5Src) {
+    return {
+      md5Dst,
+      ok: false,
+      mismatch: `md5 mismatch: source ${options.md5Src}, destination ${md5Dst}`,
+      bytesRead,
+    };
+  }
+  return { md5Dst, ok: true, bytesRead };
 }
 
 const LIBC_SYMBOLS = {
