@@ -9,6 +9,7 @@ import { CONFIG_ENV, loadConfig } from "./config.ts";
 import type { Config } from "./config.ts";
 import { UserError } from "./errors.ts";
 import { ExitCode } from "./exit_codes.ts";
+import { type Comm, type Failure, MpiError, type OpenWorldOptions, runWorld } from "../mpi/mod.ts";
 
 /** An option an entry point accepts, in `node:util` parseArgs form plus a help text. */
 export interface OptionSpec {
@@ -81,23 +82,46 @@ export async function configFromCommand(cmd: ParsedCommand, name: string): Promi
 }
 
 /**
- * Runs an entry point: its resolved number is the exit code. A {@linkcode UserError} prints
- * `error: <message>` and exits with its code; anything else prints the stack and exits 1.
+ * How an error ends an entry point: a {@linkcode UserError} prints `error: <message>` and exits
+ * with its code; an `MpiError` (MPI cannot be used as the environment asks) is a setup to fix,
+ * exit 2; anything else is a bug: its stack, exit 1.
+ */
+export function describeFailure(error: unknown): Failure {
+  if (error instanceof UserError) {
+    return { code: error.exitCode, message: `error: ${error.message}` };
+  }
+  if (error instanceof MpiError) {
+    return { code: ExitCode.Usage, message: `error: ${error.message}` };
+  }
+  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  return { code: ExitCode.Internal, message: `internal error: ${text}` };
+}
+
+/**
+ * Runs an entry point: its resolved number is the exit code; an error ends it as
+ * {@linkcode describeFailure} says.
  */
 export async function runMain(main: () => Promise<number>): Promise<never> {
   let code: number;
   try {
     code = await main();
   } catch (err) {
-    if (err instanceof UserError) {
-      console.error(`error: ${err.message}`);
-      code = err.exitCode;
-    } else {
-      console.error("internal error:", err);
-      code = ExitCode.Internal;
-    }
+    const failure = describeFailure(err);
+    console.error(failure.message);
+    code = failure.code;
   }
   Deno.exit(code);
+}
+
+/**
+ * Runs an entry point on every MPI rank (see `runWorld`): an error in one rank ends the whole
+ * job with the exit code {@linkcode describeFailure} gives it.
+ */
+export async function runMpiMain(
+  main: (comm: Comm) => Promise<number> | number,
+  options: OpenWorldOptions = {},
+): Promise<never> {
+  return await runWorld(main, { ...options, failure: describeFailure });
 }
 
 /** Formats a byte count for people: `1.5 GiB`. */

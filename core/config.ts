@@ -8,12 +8,10 @@
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "./errors.ts";
+import type { Md5EngineChoice } from "./md5/open_engine.ts";
 
 /** How a copy is checked before it is published. */
 export type VerifyMode = "md5" | "bytes";
-
-/** Which MD5 implementation the runner uses; `auto` picks the fastest available. */
-export type Md5EngineChoice = "auto" | "wasm-simd" | "libcrypto" | "node:crypto";
 
 /** Settings of the `data_transfer:` section, with defaults applied. */
 export interface TransferSettings {

@@ -1,20 +1,19 @@
 /**
- * Errors of the MPI layer.
+ * Errors of the MPI layer. They carry no exit code: the caller decides what an MPI failure
+ * means for its process (see `failure` in `RunWorldOptions`).
  * @module
  */
-
-import { UserError } from "../core/errors.ts";
-import { ExitCode } from "../core/exit_codes.ts";
 
 /**
  * MPI cannot be used as the environment asks: the library is missing or does not match the
  * launcher, `MPI_Init` failed, or the communicator was used after `finalize`. The message
  * names what was found and what to change (usually `DT_MPI_LIBRARY` or the launcher).
  */
-export class MpiError extends UserError {
-  /** Creates an MPI error; entry points exit with `exitCode` (2, a setup to fix, by default). */
-  constructor(message: string, exitCode: number = ExitCode.Usage) {
-    super(message, exitCode);
+export class MpiError extends Error {
+  /** Creates an MPI error with a message a user can act on. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
   }
 }
 

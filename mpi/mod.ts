@@ -44,4 +44,11 @@ export {
   type LauncherKind,
   libraryCandidates,
 } from "./locate.ts";
-export { LIBRARY_ENV, openWorld, type OpenWorldOptions, runWorld } from "./world.ts";
+export {
+  type Failure,
+  LIBRARY_ENV,
+  openWorld,
+  type OpenWorldOptions,
+  runWorld,
+  type RunWorldOptions,
+} from "./world.ts";

@@ -8,7 +8,6 @@ import { implementationName } from "./abi.ts";
 import { type LoadFailure, loadMpi, type MpiBinding } from "./binding.ts";
 import { type Comm, SelfComm, WorldComm } from "./comm.ts";
 import { MpiCallError, MpiError } from "./errors.ts";
-import { UserError } from "../core/errors.ts";
 import { openDynamicLinker } from "./libc.ts";
 import { describeLauncher, detectLauncher, libraryCandidates } from "./locate.ts";
 
@@ -134,37 +133,58 @@ function initWorld(
   return new WorldComm(mpi, { rank, size, implementation, libraryVersion, maxMessageBytes });
 }
 
+/** How a failed entry point ends its process: the exit status and the text to print. */
+export interface Failure {
+  /** Exit status (given to `MPI_Abort` when the world is open). */
+  code: number;
+  /** What to print on stderr: one line for an error the user can fix, a stack otherwise. */
+  message: string;
+}
+
+/** Options of {@linkcode runWorld}. */
+export interface RunWorldOptions extends OpenWorldOptions {
+  /**
+   * Maps an error thrown by `openWorld` or `main` to its exit status and text. The default
+   * gives every error status 1 and its stack; callers map their own error types (and
+   * {@linkcode MpiError}) to their exit codes.
+   */
+  failure?: (error: unknown) => Failure;
+}
+
+function defaultFailure(error: unknown): Failure {
+  return {
+    code: 1,
+    message: error instanceof Error ? (error.stack ?? error.message) : `error: ${String(error)}`,
+  };
+}
+
 /**
  * Runs an entry point on `MPI_COMM_WORLD` and exits the process with its result, so an error in
  * one rank cannot leave the others waiting in a collective:
- * - `openWorld` fails: prints the message on stderr, exits with the error's exit code;
+ * - `openWorld` fails: prints the failure's message on stderr, exits with its code;
  * - `main` throws: prints `[rank r/size] message` on stderr and calls
- *   `comm.abort(code, message)` (`MPI_Abort` ends every rank); `code` is the error's `exitCode`
- *   for a {@linkcode UserError}, 1 otherwise; the stack is printed for other errors;
+ *   `comm.abort(code, message)` (`MPI_Abort` ends every rank);
  * - `main` resolves to a code: `comm.finalize()` on every rank, then `Deno.exit(code)`.
  */
 export async function runWorld(
   main: (comm: Comm) => Promise<number> | number,
-  options: OpenWorldOptions = {},
+  options: RunWorldOptions = {},
 ): Promise<never> {
+  const failure = options.failure ?? defaultFailure;
   let comm: Comm;
   try {
     comm = openWorld(options);
   } catch (error) {
-    console.error(error instanceof UserError ? `error: ${error.message}` : error);
-    Deno.exit(error instanceof UserError ? error.exitCode : 1);
+    const f = failure(error);
+    console.error(f.message);
+    Deno.exit(f.code);
   }
   let code: number;
   try {
     code = await main(comm);
   } catch (error) {
-    const status = error instanceof UserError ? error.exitCode : 1;
-    const message = error instanceof UserError
-      ? `error: ${error.message}`
-      : error instanceof Error
-      ? (error.stack ?? error.message)
-      : `error: ${String(error)}`;
-    comm.abort(status, message);
+    const f = failure(error);
+    comm.abort(f.code, f.message);
   }
   comm.finalize();
   Deno.exit(code);

@@ -11,7 +11,7 @@ import {
   runMain,
 } from "../core/cli.ts";
 import { ExitCode } from "../core/exit_codes.ts";
-import { runFilter } from "../core/filter.ts";
+import { runFilter } from "../core/plan/filter.ts";
 
 if (import.meta.main) {
   await runMain(async () => {

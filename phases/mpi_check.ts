@@ -11,7 +11,8 @@
  * @module
  */
 
-import { type Comm, LIBRARY_ENV, runWorld } from "../mpi/mod.ts";
+import { type Comm, LIBRARY_ENV } from "../mpi/mod.ts";
+import { runMpiMain } from "../core/cli.ts";
 
 /** Usage text printed by `--help`. */
 export const USAGE = `Usage: deno run -A phases/mpi_check.ts [--help]
@@ -93,5 +94,5 @@ if (import.meta.main) {
     console.error(`error: unknown argument "${args[0]}"\n\n${USAGE}`);
     Deno.exit(2);
   }
-  await runWorld((comm) => check(comm), { log: (line) => console.error(`mpi-check: ${line}`) });
+  await runMpiMain((comm) => check(comm), { log: (line) => console.error(`mpi-check: ${line}`) });
 }

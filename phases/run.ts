@@ -15,18 +15,18 @@ import {
   configFromCommand,
   formatBytes,
   parseCommand,
+  runMpiMain,
   UsageError,
 } from "../core/cli.ts";
-import { writeFileAtomic } from "../core/atomic_file.ts";
+import { writeFileAtomic } from "../core/records/atomic_file.ts";
 import { ExitCode } from "../core/exit_codes.ts";
-import { openMd5Engine } from "../core/md5.ts";
-import { formatDuration, progressLine, readProgress } from "../core/progress.ts";
-import { findDeadline, parseSlurmDuration } from "../core/time_budget.ts";
-import { currentToken, formatToken } from "../core/temporaries.ts";
-import { rankLogPath, runRank, summarize } from "../core/runner.ts";
-import type { RankReport, RunnerHooks } from "../core/runner.ts";
+import { openMd5Engine } from "../core/md5/open_engine.ts";
+import { formatDuration, progressLine, readProgress } from "../core/transfer/progress.ts";
+import { findDeadline, parseSlurmDuration } from "../core/transfer/time_budget.ts";
+import { currentToken, formatToken } from "../core/transfer/temporaries.ts";
+import { rankLogPath, runRank, summarize } from "../core/transfer/runner.ts";
+import type { RankReport, RunnerHooks } from "../core/transfer/runner.ts";
 import { toolPaths } from "../core/layout.ts";
-import { runWorld } from "../mpi/mod.ts";
 import type { Comm } from "../mpi/mod.ts";
 
 function testHooks(env: Record<string, string>): RunnerHooks {
@@ -56,13 +56,6 @@ function testHooks(env: Record<string, string>): RunnerHooks {
     },
   };
 }
-
-/**
- * The engine `md5_engine: auto` stands for: with 8 files in flight per rank the SIMD engine
- * hashes several streams side by side (the bench's sweep: 3.65 s against 4.57 s for
- * libcrypto with 2 in flight, same tree). It falls back to libcrypto where SIMD is missing.
- */
-const AUTO_MD5_ENGINE = "wasm-simd";
 
 async function main(comm: Comm): Promise<number> {
   const cmd = parseCommand(
@@ -106,8 +99,7 @@ async function main(comm: Comm): Promise<number> {
       console.error(`[rank ${comm.rank}/${comm.size}] ${line}`);
     }
   };
-  const choice = config.transfer.md5Engine;
-  const engine = openMd5Engine({ prefer: choice === "auto" ? AUTO_MD5_ENGINE : choice, log });
+  const engine = openMd5Engine({ prefer: config.transfer.md5Engine, log });
   if (comm.rank === 0) {
     console.log(
       `run: ${comm.size} rank(s), MPI ${comm.implementation}, md5 engine ${engine.name}, ` +
@@ -176,5 +168,5 @@ async function main(comm: Comm): Promise<number> {
 }
 
 if (import.meta.main) {
-  await runWorld(main, { log: (line) => console.error(`note: ${line}`) });
+  await runMpiMain(main, { log: (line) => console.error(`note: ${line}`) });
 }

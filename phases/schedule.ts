@@ -11,7 +11,7 @@ import {
   runMain,
 } from "../core/cli.ts";
 import { ExitCode } from "../core/exit_codes.ts";
-import { runSchedule } from "../core/schedule.ts";
+import { runSchedule } from "../core/plan/schedule.ts";
 
 if (import.meta.main) {
   await runMain(async () => {

@@ -7,8 +7,8 @@
 
 import { CONFIG_OPTION, configFromCommand, parseCommand, runMain } from "../core/cli.ts";
 import { ExitCode } from "../core/exit_codes.ts";
-import { formatStatus, readStatus } from "../core/status.ts";
-import type { StatusReport } from "../core/status.ts";
+import { formatStatus, readStatus } from "../core/audit/status.ts";
+import type { StatusReport } from "../core/audit/status.ts";
 
 if (import.meta.main) {
   await runMain(async () => {

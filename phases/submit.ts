@@ -10,7 +10,7 @@ import { resolve } from "node:path";
 import { CONFIG_OPTION, configFromCommand, parseCommand, runMain } from "../core/cli.ts";
 import { ExitCode } from "../core/exit_codes.ts";
 import { toolPaths } from "../core/layout.ts";
-import { readCheckpoint } from "../core/checkpoint.ts";
+import { readCheckpoint } from "../core/records/checkpoint.ts";
 import {
   DEFAULT_WORKER_TIME,
   formatDryRun,
@@ -19,8 +19,8 @@ import {
   repositoryRoot,
   SITE_ENV,
   submitChain,
-} from "../core/submit.ts";
-import type { SubmitOptions } from "../core/submit.ts";
+} from "../core/slurm/submit.ts";
+import type { SubmitOptions } from "../core/slurm/submit.ts";
 
 if (import.meta.main) {
   await runMain(async () => {

@@ -13,16 +13,21 @@
  * @module
  */
 
-import { CONFIG_OPTION, configFromCommand, formatBytes, parseCommand } from "../core/cli.ts";
+import {
+  CONFIG_OPTION,
+  configFromCommand,
+  formatBytes,
+  parseCommand,
+  runMpiMain,
+} from "../core/cli.ts";
 import { ExitCode } from "../core/exit_codes.ts";
 import type { ExitCodeValue } from "../core/exit_codes.ts";
-import { openMd5Engine } from "../core/md5.ts";
-import { formatDuration } from "../core/progress.ts";
-import { readTransferState, verifyTransfer } from "../core/verify.ts";
-import type { PendingFile, Tally, VerifyTransferResult } from "../core/verify.ts";
-import { deepCheckRank, mergeDeepReports } from "../core/deep_verify.ts";
-import type { DeepRankReport, DeepReport } from "../core/deep_verify.ts";
-import { runWorld } from "../mpi/mod.ts";
+import { openMd5Engine } from "../core/md5/open_engine.ts";
+import { formatDuration } from "../core/transfer/progress.ts";
+import { readTransferState, verifyTransfer } from "../core/audit/verify.ts";
+import type { PendingFile, Tally, VerifyTransferResult } from "../core/audit/verify.ts";
+import { deepCheckRank, mergeDeepReports } from "../core/audit/deep_verify.ts";
+import type { DeepRankReport, DeepReport } from "../core/audit/deep_verify.ts";
 import type { Comm } from "../mpi/mod.ts";
 
 /** Pending files listed by name before the rest is summed up. */
@@ -106,7 +111,10 @@ async function main(comm: Comm): Promise<number> {
     return comm.allreduce(code, "max");
   }
   const state = await readTransferState(config, { requireSchedule: true });
-  const engine = openMd5Engine({ log: (line) => console.error(`[rank ${comm.rank}] ${line}`) });
+  const engine = openMd5Engine({
+    prefer: config.transfer.md5Engine,
+    log: (line) => console.error(`[rank ${comm.rank}] ${line}`),
+  });
   if (comm.rank === 0) {
     console.log(
       `verify --deep: ${comm.size} rank(s), MPI ${comm.implementation}, md5 engine ${engine.name}, ` +
@@ -132,5 +140,5 @@ async function main(comm: Comm): Promise<number> {
 }
 
 if (import.meta.main) {
-  await runWorld(main, { log: (line) => console.error(`note: ${line}`) });
+  await runMpiMain(main, { log: (line) => console.error(`note: ${line}`) });
 }

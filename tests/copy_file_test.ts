@@ -6,8 +6,10 @@ import {
   hashFile,
   TransferIoError,
   verifyCopy,
-} from "../core/copy_file.ts";
-import { createNodeMd5Engine, type Md5Engine, openMd5Engine } from "../core/md5.ts";
+} from "../core/transfer/copy_file.ts";
+import { createNodeMd5Engine } from "../core/md5/node_engine.ts";
+import { type Md5Engine } from "../core/md5/engine.ts";
+import { openMd5Engine } from "../core/md5/open_engine.ts";
 
 const B = 64 * 1024;
 const SIZES = [0, 1, B - 1, B, B + 1, 3 * B + 17];
@@ -219,8 +221,8 @@ Deno.test("copyAndHash: a write error (EFBIG) removes the temporary", async () =
   // RLIMIT_FSIZE with SIGXFSZ ignored makes write(2) fail past 64 KiB, even for root.
   await withDir(async (dir) => {
     await Deno.writeFile(`${dir}/src`, pseudoRandomBytes(4 * B, 5));
-    const url = new URL("../core/copy_file.ts", import.meta.url).href;
-    const md5Url = new URL("../core/md5.ts", import.meta.url).href;
+    const url = new URL("../core/transfer/copy_file.ts", import.meta.url).href;
+    const md5Url = new URL("../core/md5/open_engine.ts", import.meta.url).href;
     const script = `import { copyAndHash } from "${url}";
       import { openMd5Engine } from "${md5Url}";
       try {

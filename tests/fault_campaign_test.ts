@@ -32,8 +32,8 @@ import {
   waitSession,
 } from "./support/fault_harness.ts";
 import type { Launch } from "./support/fault_harness.ts";
-import { readVerificationLogs } from "../core/verification_log.ts";
-import { parseCsv } from "../core/csv.ts";
+import { readVerificationLogs } from "../core/records/verification_log.ts";
+import { parseCsv } from "../core/records/csv.ts";
 
 const SEED = Number(Deno.env.get("DT_FAULT_SEED") ?? Math.floor(Math.random() * 2 ** 31));
 const KILLS = Number(Deno.env.get("DT_FAULT_KILLS") ?? 30);

@@ -13,9 +13,9 @@ import {
   GenerateTreeError,
   type GenerateTreeOptions,
   type TreeSummary,
-} from "../core/generate_tree.ts";
+} from "../tools/generate_tree.ts";
 import { InputError } from "../core/errors.ts";
-import { inspectParquet } from "../core/parquet_check.ts";
+import { inspectParquet } from "../core/transfer/parquet_check.ts";
 import { createHash } from "node:crypto";
 import { join, relative } from "node:path";
 

@@ -1,4 +1,4 @@
-import { MD5_TEST_VECTORS } from "../core/md5.ts";
+import { MD5_TEST_VECTORS } from "../core/md5/engine.ts";
 import { createHash } from "node:crypto";
 import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
 import {
@@ -7,7 +7,7 @@ import {
   SimdMd5Error,
   type SimdMd5Options,
   simdSupported,
-} from "../core/md5_simd.ts";
+} from "../core/md5/simd_engine.ts";
 
 /** Deterministic xorshift32 generator. */
 function rng(seed: number): (n: number) => number {

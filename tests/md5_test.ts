@@ -1,15 +1,15 @@
 import { prng } from "./support/random.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./support/assert.ts";
 import { createHash } from "node:crypto";
+import { createNodeMd5Engine } from "../core/md5/node_engine.ts";
 import {
-  createNodeMd5Engine,
   MD5_TEST_VECTORS,
   type Md5Engine,
   Md5EngineUnavailableError,
-  openLibcryptoMd5Engine,
-  openMd5Engine,
   selfTestMd5Engine,
-} from "../core/md5.ts";
+} from "../core/md5/engine.ts";
+import { openLibcryptoMd5Engine } from "../core/md5/libcrypto_engine.ts";
+import { openMd5Engine } from "../core/md5/open_engine.ts";
 
 function randomBytes(rand: () => number, n: number): Uint8Array {
   const out = new Uint8Array(n);
@@ -138,13 +138,17 @@ Deno.test("md5: libcrypto close() waits for live streams before unloading", asyn
 
 Deno.test("md5: openMd5Engine chooses and falls back with one log line", () => {
   const lines: string[] = [];
-  const lib = openMd5Engine({ log: (l) => lines.push(l) });
+  const auto = openMd5Engine({ log: (l) => lines.push(l) });
+  assertEquals(auto.name, "wasm-simd");
+  auto.close();
+  const lib = openMd5Engine({ prefer: "libcrypto", log: (l) => lines.push(l) });
   assertEquals(lib.name, "libcrypto");
   lib.close();
   const node = openMd5Engine({ prefer: "node:crypto", log: (l) => lines.push(l) });
   assertEquals(node.name, "node:crypto");
   assertEquals(lines, []);
   const fallback = openMd5Engine({
+    prefer: "libcrypto",
     libcryptoPath: "/nonexistent/libcrypto.so.9",
     log: (l) => lines.push(l),
   });
@@ -172,10 +176,10 @@ Deno.test("md5: MD5 disabled by OpenSSL FIPS properties falls back to node:crypt
       "openssl_conf = openssl_init\n[openssl_init]\nalg_section = evp\n" +
         "[evp]\ndefault_properties = fips=yes\n",
     );
-    const md5Url = new URL("../core/md5.ts", import.meta.url).href;
+    const md5Url = new URL("../core/md5/open_engine.ts", import.meta.url).href;
     const script = `import { openMd5Engine } from "${md5Url}";
       const lines = [];
-      const e = openMd5Engine({ log: (l) => lines.push(l) });
+      const e = openMd5Engine({ prefer: "libcrypto", log: (l) => lines.push(l) });
       const s = e.create(); await s.update(new TextEncoder().encode("abc"));
       console.log(JSON.stringify({ name: e.name, lines, abc: await s.digest() }));`;
     const out = await new Deno.Command(Deno.execPath(), {

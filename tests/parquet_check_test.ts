@@ -6,13 +6,13 @@ import {
   readRowsWithHyparquet,
   sqlString,
 } from "./support/parquet_readers.ts";
-import { generateTree, type TreeSummary } from "../core/generate_tree.ts";
+import { generateTree, type TreeSummary } from "../tools/generate_tree.ts";
 import {
   canonicalSchema,
   inspectParquet,
   InvalidParquetError,
   type ParquetInfo,
-} from "../core/parquet_check.ts";
+} from "../core/transfer/parquet_check.ts";
 import { InputError } from "../core/errors.ts";
 import { join } from "node:path";
 

@@ -1,6 +1,11 @@
 import { assertEquals, assertMatch } from "./support/assert.ts";
-import { formatDuration, progressLine, readProgress, writeProgress } from "../core/progress.ts";
-import type { RankProgress } from "../core/progress.ts";
+import {
+  formatDuration,
+  progressLine,
+  readProgress,
+  writeProgress,
+} from "../core/transfer/progress.ts";
+import type { RankProgress } from "../core/transfer/progress.ts";
 
 Deno.test("progress: the line adds up every rank's snapshot, with rate and time left", async () => {
   const dir = await Deno.makeTempDir();

@@ -27,8 +27,8 @@ import {
   readSiteSettings,
   shellQuote,
   submitChain,
-} from "../core/submit.ts";
-import type { SiteSettings } from "../core/submit.ts";
+} from "../core/slurm/submit.ts";
+import type { SiteSettings } from "../core/slurm/submit.ts";
 import { runCommandOrFail } from "./support/command.ts";
 
 let cluster: LocalSlurm | undefined;

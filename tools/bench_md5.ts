@@ -8,14 +8,14 @@
  */
 
 import { createHash } from "node:crypto";
-import { openSimdMd5Engine } from "../core/md5_simd.ts";
+import { openSimdMd5Engine } from "../core/md5/simd_engine.ts";
 import {
   buildMd5Module,
   DATA_OFFSET,
   type Md5KernelExports,
   PAGE_BYTES,
   POINTER_OFFSET,
-} from "../core/md5_simd_wasm.ts";
+} from "../core/md5/simd_wasm.ts";
 
 /** One row of the result table. */
 interface Row {

@@ -11,10 +11,10 @@ import { datasetFiles, REPO } from "./fixture.ts";
 import type { RunResult, Workspace } from "./fixture.ts";
 import { cleanEnv, launcherArgs } from "./mpi_launch.ts";
 import type { MpiImpl } from "./mpi_launch.ts";
-import { readFilterTables, readSchedule } from "../../core/plan_table.ts";
-import type { PlanRow, ScheduleRow } from "../../core/plan_table.ts";
-import { readVerificationLogs } from "../../core/verification_log.ts";
-import type { VerificationState } from "../../core/verification_log.ts";
+import { readFilterTables, readSchedule } from "../../core/plan/plan_table.ts";
+import type { PlanRow, ScheduleRow } from "../../core/plan/plan_table.ts";
+import { readVerificationLogs } from "../../core/records/verification_log.ts";
+import type { VerificationState } from "../../core/records/verification_log.ts";
 import { parseTemporaryName } from "../../core/layout.ts";
 
 /** Resolves after `ms` milliseconds. */

@@ -14,8 +14,8 @@
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { copyAndHash, type CopyTimings } from "../../core/copy_file.ts";
-import { openMd5Engine } from "../../core/md5.ts";
+import { copyAndHash, type CopyTimings } from "../../core/transfer/copy_file.ts";
+import { openMd5Engine } from "../../core/md5/open_engine.ts";
 import type { VerifyMode } from "../../core/config.ts";
 import { listTreeFiles } from "./tree.ts";
 

@@ -4,16 +4,16 @@
  * @module
  */
 
-import type { Config } from "./config.ts";
-import { worldSize } from "./config.ts";
-import { readCheckpoint, updateCheckpoint } from "./checkpoint.ts";
-import { InputError } from "./errors.ts";
-import { writeFileAtomic } from "./atomic_file.ts";
-import { toolPaths } from "./layout.ts";
+import type { Config } from "../config.ts";
+import { worldSize } from "../config.ts";
+import { readCheckpoint, updateCheckpoint } from "../records/checkpoint.ts";
+import { InputError } from "../errors.ts";
+import { writeFileAtomic } from "../records/atomic_file.ts";
+import { toolPaths } from "../layout.ts";
 import { assignRanks, rankLoads } from "./balance.ts";
 import { formatSchedule, listFilterTables, readFilterTables } from "./plan_table.ts";
 import type { PlanRow, ScheduleRow } from "./plan_table.ts";
-import { withToolLock } from "./tool_lock.ts";
+import { withToolLock } from "../records/tool_lock.ts";
 
 /** What a schedule run wrote. */
 export interface ScheduleSummary {

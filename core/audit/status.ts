@@ -7,14 +7,14 @@
  * @module
  */
 
-import type { Config } from "./config.ts";
-import { readCheckpoint } from "./checkpoint.ts";
-import { formatBytes } from "./cli.ts";
-import { toolPaths } from "./layout.ts";
-import { formatDuration } from "./progress.ts";
+import type { Config } from "../config.ts";
+import { readCheckpoint } from "../records/checkpoint.ts";
+import { formatBytes } from "../cli.ts";
+import { toolPaths } from "../layout.ts";
+import { formatDuration } from "../transfer/progress.ts";
 import { readTransferState } from "./verify.ts";
 import type { Tally, TransferState } from "./verify.ts";
-import type { RunSummary } from "./runner.ts";
+import type { RunSummary } from "../transfer/runner.ts";
 
 /** Version of the JSON shape of {@linkcode StatusReport}. */
 export const STATUS_VERSION = 1;

@@ -54,8 +54,8 @@ import {
   WriterPropertiesBuilder,
 } from "parquet-wasm";
 import { createHash } from "node:crypto";
-import { InputError } from "./errors.ts";
-import { type FileKind, SOURCE_FILE } from "./layout.ts";
+import { InputError } from "../core/errors.ts";
+import { type FileKind, SOURCE_FILE } from "../core/layout.ts";
 
 /** A range of counts; values are drawn log-uniformly in `[min, max]` (both inclusive). */
 export interface CountRange {

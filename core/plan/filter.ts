@@ -6,16 +6,16 @@
 
 import { join } from "node:path";
 import { v4 as uuidv4 } from "uuid";
-import type { Config } from "./config.ts";
-import { updateCheckpoint } from "./checkpoint.ts";
-import { InputError } from "./errors.ts";
-import { writeFileAtomic } from "./atomic_file.ts";
-import { destinationPath, safeServerName, SOURCE_FILE, toolPaths } from "./layout.ts";
-import type { FileKind } from "./layout.ts";
+import type { Config } from "../config.ts";
+import { updateCheckpoint } from "../records/checkpoint.ts";
+import { InputError } from "../errors.ts";
+import { writeFileAtomic } from "../records/atomic_file.ts";
+import { destinationPath, safeServerName, SOURCE_FILE, toolPaths } from "../layout.ts";
+import type { FileKind } from "../layout.ts";
 import { formatFilterTable, readFilterTables } from "./plan_table.ts";
 import type { PlanRow } from "./plan_table.ts";
-import { mapPool } from "./pool.ts";
-import { withToolLock } from "./tool_lock.ts";
+import { mapPool } from "../map_pool.ts";
+import { withToolLock } from "../records/tool_lock.ts";
 
 /** Marker file the downloader writes when a partition is complete. */
 export const COMPLETED_MARKER = "completed";

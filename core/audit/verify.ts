@@ -6,17 +6,17 @@
  * @module
  */
 
-import type { Config } from "./config.ts";
-import { readCheckpoint, updateCheckpoint } from "./checkpoint.ts";
-import type { Checkpoint } from "./checkpoint.ts";
-import { ExitCode } from "./exit_codes.ts";
-import type { ExitCodeValue } from "./exit_codes.ts";
-import { toolPaths } from "./layout.ts";
-import type { FileKind } from "./layout.ts";
-import { readFilterTables, readSchedule } from "./plan_table.ts";
-import type { PlanRow, ScheduleRow } from "./plan_table.ts";
-import { readVerificationLogs } from "./verification_log.ts";
-import type { VerificationRecord, VerificationState } from "./verification_log.ts";
+import type { Config } from "../config.ts";
+import { readCheckpoint, updateCheckpoint } from "../records/checkpoint.ts";
+import type { Checkpoint } from "../records/checkpoint.ts";
+import { ExitCode } from "../exit_codes.ts";
+import type { ExitCodeValue } from "../exit_codes.ts";
+import { toolPaths } from "../layout.ts";
+import type { FileKind } from "../layout.ts";
+import { readFilterTables, readSchedule } from "../plan/plan_table.ts";
+import type { PlanRow, ScheduleRow } from "../plan/plan_table.ts";
+import { readVerificationLogs } from "../records/verification_log.ts";
+import type { VerificationRecord, VerificationState } from "../records/verification_log.ts";
 import { writeManifest, writeMd5Sums } from "./manifest.ts";
 import type { PublishedFile } from "./manifest.ts";
 

@@ -5,10 +5,10 @@
  * @module
  */
 
-import { UserError } from "./errors.ts";
-import { ExitCode } from "./exit_codes.ts";
-import type { Md5Engine, Md5Stream } from "./md5.ts";
-import type { VerifyMode } from "./config.ts";
+import { UserError } from "../errors.ts";
+import { ExitCode } from "../exit_codes.ts";
+import type { Md5Engine, Md5Stream } from "../md5/engine.ts";
+import type { VerifyMode } from "../config.ts";
 
 /** The step of a transfer during which a file-system call failed. */
 export type TransferOp =

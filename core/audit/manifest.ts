@@ -23,9 +23,9 @@ import {
   writeParquet,
   WriterPropertiesBuilder,
 } from "parquet-wasm";
-import type { Config } from "./config.ts";
-import { writeFileAtomic } from "./atomic_file.ts";
-import type { FileKind } from "./layout.ts";
+import type { Config } from "../config.ts";
+import { writeFileAtomic } from "../records/atomic_file.ts";
+import type { FileKind } from "../layout.ts";
 
 /** One published (verified) file of the dataset. */
 export interface PublishedFile {

@@ -7,17 +7,17 @@
  */
 
 import { join } from "node:path";
-import type { Config } from "./config.ts";
-import { assignRanks } from "./balance.ts";
-import { hashFile } from "./copy_file.ts";
-import { UserError } from "./errors.ts";
-import type { Md5Engine } from "./md5.ts";
-import { mapPool } from "./pool.ts";
-import { parseTemporaryName } from "./layout.ts";
+import type { Config } from "../config.ts";
+import { assignRanks } from "../plan/balance.ts";
+import { hashFile } from "../transfer/copy_file.ts";
+import { UserError } from "../errors.ts";
+import type { Md5Engine } from "../md5/engine.ts";
+import { mapPool } from "../map_pool.ts";
+import { parseTemporaryName } from "../layout.ts";
 import { destinationRoots, isMd5SumsTemporary, MD5SUMS_NAME } from "./manifest.ts";
 import type { PublishedFile } from "./manifest.ts";
 import type { TransferState } from "./verify.ts";
-import { lstatOrNull } from "./file_info.ts";
+import { lstatOrNull } from "../io/lstat_or_null.ts";
 
 /**
  * What is wrong with a destination path:

@@ -6,7 +6,7 @@
 
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { writeFileAtomic } from "./atomic_file.ts";
-import { InputError } from "./errors.ts";
+import { InputError } from "../errors.ts";
 
 /** Phase flags of the tool. */
 export interface Checkpoint {

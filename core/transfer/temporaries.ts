@@ -5,7 +5,7 @@
  */
 
 import { join } from "node:path";
-import { parseTemporaryName } from "./layout.ts";
+import { parseTemporaryName } from "../layout.ts";
 
 /** Identity of a writer, embedded in its temporaries' names: `<job>@<host>@<pid>`. */
 export interface WriterToken {

@@ -6,25 +6,25 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import type { Config } from "./config.ts";
-import { readCheckpoint } from "./checkpoint.ts";
-import { InputError, UserError } from "./errors.ts";
-import { syncDirectory } from "./atomic_file.ts";
-import { safeServerName, temporaryPath, toolPaths } from "./layout.ts";
-import { readSchedule } from "./plan_table.ts";
-import type { ScheduleRow } from "./plan_table.ts";
-import { balanceRows } from "./schedule.ts";
-import { readVerificationLogs, VerificationLog } from "./verification_log.ts";
-import type { VerificationRecord } from "./verification_log.ts";
+import type { Config } from "../config.ts";
+import { readCheckpoint } from "../records/checkpoint.ts";
+import { InputError, UserError } from "../errors.ts";
+import { syncDirectory } from "../records/atomic_file.ts";
+import { safeServerName, temporaryPath, toolPaths } from "../layout.ts";
+import { readSchedule } from "../plan/plan_table.ts";
+import type { ScheduleRow } from "../plan/plan_table.ts";
+import { balanceRows } from "../plan/schedule.ts";
+import { readVerificationLogs, VerificationLog } from "../records/verification_log.ts";
+import type { VerificationRecord } from "../records/verification_log.ts";
 import { BufferPool, copyAndHash, hashFile, TransferIoError } from "./copy_file.ts";
-import type { Md5Engine } from "./md5.ts";
+import type { Md5Engine } from "../md5/engine.ts";
 import { inspectParquet, InvalidParquetError } from "./parquet_check.ts";
 import { currentToken, formatToken, sweepTemporaries } from "./temporaries.ts";
 import type { WriterToken } from "./temporaries.ts";
 import type { Deadline } from "./time_budget.ts";
 import { writeProgress } from "./progress.ts";
 import type { RankProgress } from "./progress.ts";
-import { lstatOrNull } from "./file_info.ts";
+import { lstatOrNull } from "../io/lstat_or_null.ts";
 
 /** What one rank did in one run. */
 export interface RankReport {

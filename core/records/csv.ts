@@ -5,7 +5,7 @@
  * @module
  */
 
-import { InputError } from "./errors.ts";
+import { InputError } from "../errors.ts";
 
 /** A CSV record: column name to string value. */
 export type CsvRecord = Record<string, string>;

@@ -1,54 +1,17 @@
 /**
- * MD5 engines: the interface every MD5 implementation of the tool provides.
+ * The `libcrypto` MD5 engine: OpenSSL's EVP_md5 through Deno FFI, large updates hashed on
+ * Deno's blocking thread pool.
  * @module
  */
 
-/** One MD5 computation in progress. */
-export interface Md5Stream {
-  /** Feeds bytes in order. The caller may reuse `chunk` once the promise resolves. */
-  update(chunk: Uint8Array): Promise<void>;
-  /** Ends the stream and resolves to the 32-character lowercase hex digest. */
-  digest(): Promise<string>;
-  /**
-   * Optional, for engines that hash from their own memory: lends a writable view of 1 to
-   * `maxBytes` bytes to be filled by the caller (e.g. `file.read(view)`, so the bytes are
-   * read straight into place) and handed back with `commit`. Nothing else may be called on the
-   * stream in between.
-   */
-  reserve?(maxBytes: number): Promise<Uint8Array>;
-  /** Appends the first `bytes` bytes of the view lent by `reserve` (0 gives it back). */
-  commit?(bytes: number): void;
-}
-
-/** A source of MD5 streams (libcrypto through FFI, node:crypto, WebAssembly SIMD). */
-export interface Md5Engine {
-  /** Short name shown to users, such as `libcrypto`, `node:crypto` or `wasm-simd`. */
-  readonly name: string;
-  /** Starts a new, independent MD5 stream. */
-  create(): Md5Stream;
-  /** Releases native resources. The engine is unusable afterwards. */
-  close(): void;
-}
-
-import { createHash } from "node:crypto";
-import { openSimdMd5Engine, simdSupported } from "./md5_simd.ts";
-
-/** RFC 1321 appendix A.5 test suite: `[input, lowercase hex digest]` pairs. */
-export const MD5_TEST_VECTORS: ReadonlyArray<readonly [string, string]> = [
-  ["", "d41d8cd98f00b204e9800998ecf8427e"],
-  ["a", "0cc175b9c0f1b6a831c399e269772661"],
-  ["abc", "900150983cd24fb0d6963f7d28e17f72"],
-  ["message digest", "f96b697d7cb7938d525a2f31aaf161d0"],
-  ["abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b"],
-  [
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-    "d174ab98d277d9f5a5611c2c9f419d9f",
-  ],
-  [
-    "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
-    "57edf4a22be3c955ac49da2e2107b67a",
-  ],
-];
+import {
+  MD5_TEST_VECTORS,
+  type Md5Engine,
+  Md5EngineError,
+  Md5EngineUnavailableError,
+  type Md5Stream,
+  toHex,
+} from "./engine.ts";
 
 /** Library names tried, in order, when no explicit libcrypto path is given. */
 export const LIBCRYPTO_CANDIDATES: readonly string[] = [
@@ -60,70 +23,7 @@ export const LIBCRYPTO_CANDIDATES: readonly string[] = [
 /** Environment variable naming an explicit libcrypto shared object to load. */
 export const LIBCRYPTO_ENV = "DT_LIBCRYPTO";
 
-/** An MD5 engine cannot be used here (library missing, MD5 disabled by FIPS, failed self-test). */
-export class Md5EngineUnavailableError extends Error {
-  /** Engine that was requested, such as `libcrypto`. */
-  readonly engine: string;
-  /** Creates the error; `reason` says what failed and what to do. */
-  constructor(engine: string, reason: string, options?: ErrorOptions) {
-    super(`MD5 engine ${engine} unavailable: ${reason}`, options);
-    this.name = new.target.name;
-    this.engine = engine;
-  }
-}
-
-/** A native call of libcrypto failed in the middle of hashing. */
-export class Md5EngineError extends Error {
-  /** Creates the error for the failed `call`. */
-  constructor(engine: string, call: string) {
-    super(`MD5 engine ${engine}: ${call} failed; the digest of this stream is unusable`);
-    this.name = new.target.name;
-  }
-}
-
 const ENCODER = new TextEncoder();
-
-function toHex(bytes: Uint8Array): string {
-  let hex = "";
-  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
-  return hex;
-}
-
-// ---------------------------------------------------------------------------------------------
-// node:crypto
-
-class NodeMd5Stream implements Md5Stream {
-  #hash = createHash("md5");
-  #done = false;
-
-  update(chunk: Uint8Array): Promise<void> {
-    if (this.#done) return Promise.reject(new Error("Md5Stream.update after digest"));
-    // Synchronous: `chunk` is consumed before this returns, the promise only keeps the interface.
-    this.#hash.update(chunk);
-    return Promise.resolve();
-  }
-
-  digest(): Promise<string> {
-    if (this.#done) return Promise.reject(new Error("Md5Stream.digest called twice"));
-    this.#done = true;
-    return Promise.resolve(this.#hash.digest("hex"));
-  }
-}
-
-/**
- * Creates the `node:crypto` engine (`createHash("md5")`). Hashing is synchronous on the calling
- * thread; it works wherever Deno runs, FIPS or not, since Deno implements it without OpenSSL.
- */
-export function createNodeMd5Engine(): Md5Engine {
-  return {
-    name: "node:crypto",
-    create: () => new NodeMd5Stream(),
-    close: () => {},
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// libcrypto through FFI
 
 const LIBCRYPTO_SYMBOLS = {
   EVP_MD_CTX_new: { parameters: [], result: "pointer" },
@@ -356,87 +256,4 @@ export function openLibcryptoMd5Engine(options: LibcryptoMd5Options = {}): Md5En
     create: () => new LibcryptoMd5Stream(handle),
     close: () => handle.close(),
   };
-}
-
-/**
- * Checks any engine against {@linkcode MD5_TEST_VECTORS}, feeding each vector whole and byte by
- * byte. Resolves to `null` when all pass, otherwise to a line describing the first failure.
- */
-export async function selfTestMd5Engine(engine: Md5Engine): Promise<string | null> {
-  for (const [input, expected] of MD5_TEST_VECTORS) {
-    const bytes = ENCODER.encode(input);
-    const whole = engine.create();
-    await whole.update(bytes);
-    const got = await whole.digest();
-    if (got !== expected) return `MD5("${input}") = ${got}, expected ${expected}`;
-    const split = engine.create();
-    for (let i = 0; i < bytes.length; i++) await split.update(bytes.subarray(i, i + 1));
-    const gotSplit = await split.digest();
-    if (gotSplit !== expected) {
-      return `MD5("${input}") fed byte by byte = ${gotSplit}, expected ${expected}`;
-    }
-  }
-  return null;
-}
-
-function selfTestNode(): string | null {
-  for (const [input, expected] of MD5_TEST_VECTORS) {
-    const got = createHash("md5").update(input).digest("hex");
-    if (got !== expected) return `MD5("${input}") = ${got}, expected ${expected}`;
-  }
-  return null;
-}
-
-/** Options of {@linkcode openMd5Engine}. */
-export interface OpenMd5EngineOptions {
-  /**
-   * Engine to try first (default `libcrypto`). `wasm-simd` falls back to libcrypto where
-   * WebAssembly SIMD is missing; `node:crypto` never falls back.
-   */
-  prefer?: "wasm-simd" | "libcrypto" | "node:crypto";
-  /**
-   * Explicit libcrypto shared object. Defaults to the `DT_LIBCRYPTO` environment variable
-   * when it is set and readable, else {@linkcode LIBCRYPTO_CANDIDATES} are tried.
-   */
-  libcryptoPath?: string;
-  /** Receives one line when the preferred engine is unusable and node:crypto is used instead. */
-  log?: (line: string) => void;
-}
-
-function envLibcryptoPath(): string | undefined {
-  try {
-    const value = Deno.env.get(LIBCRYPTO_ENV);
-    return value === undefined || value === "" ? undefined : value;
-  } catch {
-    return undefined; // no --allow-env: behave as if unset
-  }
-}
-
-/**
- * Opens the preferred MD5 engine after its RFC 1321 self-test and falls back to node:crypto,
- * logging one line with the reason, when libcrypto is missing, MD5 is disabled (FIPS), FFI is
- * not permitted, or the self-test fails. Throws {@linkcode Md5EngineUnavailableError} only if
- * node:crypto itself fails its self-test.
- */
-export function openMd5Engine(options: OpenMd5EngineOptions = {}): Md5Engine {
-  let prefer = options.prefer ?? "libcrypto";
-  if (prefer === "wasm-simd") {
-    if (simdSupported()) return openSimdMd5Engine();
-    options.log?.("md5: WebAssembly SIMD is not supported by this runtime, using libcrypto");
-    prefer = "libcrypto";
-  }
-  if (prefer === "libcrypto") {
-    try {
-      return openLibcryptoMd5Engine({ path: options.libcryptoPath ?? envLibcryptoPath() });
-    } catch (err) {
-      options.log?.(
-        `md5: libcrypto engine not used, falling back to node:crypto: ${errorText(err)}`,
-      );
-    }
-  }
-  const failure = selfTestNode();
-  if (failure !== null) {
-    throw new Md5EngineUnavailableError("node:crypto", `self-test failed: ${failure}`);
-  }
-  return createNodeMd5Engine();
 }

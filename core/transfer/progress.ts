@@ -6,8 +6,8 @@
  */
 
 import { join } from "node:path";
-import { writeFileAtomic } from "./atomic_file.ts";
-import { formatBytes } from "./cli.ts";
+import { writeFileAtomic } from "../records/atomic_file.ts";
+import { formatBytes } from "../cli.ts";
 
 /** One rank's progress. */
 export interface RankProgress {

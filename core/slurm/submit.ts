@@ -15,14 +15,14 @@
  */
 
 import { dirname, join, resolve } from "node:path";
-import type { Config } from "./config.ts";
-import { CONFIG_ENV } from "./config.ts";
-import { readCheckpoint, updateCheckpoint } from "./checkpoint.ts";
-import type { Checkpoint } from "./checkpoint.ts";
-import { formatCsvLine, parseCsv, parseCsvLine } from "./csv.ts";
-import { UserError } from "./errors.ts";
-import { toolPaths } from "./layout.ts";
-import { parseSlurmDuration } from "./time_budget.ts";
+import type { Config } from "../config.ts";
+import { CONFIG_ENV } from "../config.ts";
+import { readCheckpoint, updateCheckpoint } from "../records/checkpoint.ts";
+import type { Checkpoint } from "../records/checkpoint.ts";
+import { formatCsvLine, parseCsv, parseCsvLine } from "../records/csv.ts";
+import { UserError } from "../errors.ts";
+import { toolPaths } from "../layout.ts";
+import { parseSlurmDuration } from "../transfer/time_budget.ts";
 
 /** The four jobs of a chain. */
 export type SlurmPhase = "filter" | "scheduler" | "worker" | "verifier";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { UserError } from "./errors.ts";
+import { UserError } from "../errors.ts";
 
 /** Thrown when another process of this tool holds the lock. */
 export class LockBusyError extends UserError {}

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { formatCsvLine, parseCsv } from "./csv.ts";
 import { syncDirectory } from "./atomic_file.ts";
-import type { VerifyMode } from "./config.ts";
+import type { VerifyMode } from "../config.ts";
 
 /** How a file ended. */
 export type RecordStatus = "verified" | "failed";

@@ -5,7 +5,7 @@
  */
 
 import { type FileMetaData, parquetMetadata, type SchemaElement } from "hyparquet";
-import { InputError } from "./errors.ts";
+import { InputError } from "../errors.ts";
 
 /** One node of a parquet schema (the root excluded), in schema order. */
 export interface ParquetColumnInfo {

@@ -5,10 +5,10 @@
  */
 
 import { join } from "node:path";
-import { formatCsvChunks, parseCsv, requireColumns } from "./csv.ts";
-import type { CsvRecord } from "./csv.ts";
-import { InputError } from "./errors.ts";
-import type { FileKind } from "./layout.ts";
+import { formatCsvChunks, parseCsv, requireColumns } from "../records/csv.ts";
+import type { CsvRecord } from "../records/csv.ts";
+import { InputError } from "../errors.ts";
+import type { FileKind } from "../layout.ts";
 
 /** One planned transfer. */
 export interface PlanRow {

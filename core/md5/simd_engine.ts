@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { Md5Engine, Md5Stream } from "./md5.ts";
+import type { Md5Engine, Md5Stream } from "./engine.ts";
 import {
   buildMd5Module,
   buildSimdProbeModule,
@@ -26,7 +26,7 @@ import {
   POINTER_OFFSET,
   SCRATCH_OFFSET,
   stateWordOffset,
-} from "./md5_simd_wasm.ts";
+} from "./simd_wasm.ts";
 
 /** Options of {@linkcode openSimdMd5Engine}. */
 export interface SimdMd5Options {
