@@ -8,6 +8,7 @@
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "./errors.ts";
+import { isWithin } from "./is_within.ts";
 import type { Md5EngineChoice } from "./md5/open_engine.ts";
 
 /** How a copy is checked before it is published. */
@@ -165,36 +166,32 @@ function readTransferSettings(r: KeyReader): TransferSettings {
   };
 }
 
-function isInside(parent: string, child: string): boolean {
-  return child === parent || child.startsWith(parent.endsWith("/") ? parent : parent + "/");
-}
-
 function checkFolders(path: string, c: Config): void {
   const pairs: Array<[string, string]> = [
     ["dst_image_folder", c.dstImageFolder],
     ["dst_error_folder", c.dstErrorFolder],
   ];
   for (const [key, dst] of pairs) {
-    if (isInside(c.imagesFolder, dst)) {
+    if (isWithin(c.imagesFolder, dst)) {
       throw new ConfigError(
         `${path}: key '${key}': ${dst} lies inside the source tree ${c.imagesFolder}; ` +
           `expected a folder outside output_structure.images_folder`,
       );
     }
-    if (isInside(dst, c.imagesFolder)) {
+    if (isWithin(dst, c.imagesFolder)) {
       throw new ConfigError(
         `${path}: key '${key}': ${dst} contains the source tree ${c.imagesFolder}; ` +
           `expected a folder that neither holds nor lies inside the source`,
       );
     }
-    if (isInside(dst, c.toolsFolder) || isInside(c.toolsFolder, dst)) {
+    if (isWithin(dst, c.toolsFolder) || isWithin(c.toolsFolder, dst)) {
       throw new ConfigError(
         `${path}: key '${key}': ${dst} overlaps the tools folder ${c.toolsFolder}; ` +
           `expected a separate folder (readers glob the dataset folders)`,
       );
     }
   }
-  if (isInside(c.toolsFolder, c.imagesFolder) || isInside(c.imagesFolder, c.toolsFolder)) {
+  if (isWithin(c.toolsFolder, c.imagesFolder) || isWithin(c.imagesFolder, c.toolsFolder)) {
     throw new ConfigError(
       `${path}: key 'output_structure.tools_folder': ${c.toolsFolder} overlaps the source ` +
         `tree ${c.imagesFolder}; expected separate folders`,

@@ -21,3 +21,8 @@ export class ConfigError extends UserError {}
 
 /** An input tree, table or schedule is not in the expected form. */
 export class InputError extends UserError {}
+
+/** The text of any thrown value, for a one-line report: an Error's message, else `String()`. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

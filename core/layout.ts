@@ -4,7 +4,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { join, normalize } from "node:path";
 import type { Config } from "./config.ts";
 import { InputError } from "./errors.ts";
 
@@ -91,6 +91,17 @@ export function safeServerName(name: string): string {
   return safe;
 }
 
+/** File-name prefix of each kind in the dataset folders. */
+const DESTINATION_PREFIX: Readonly<Record<FileKind, string>> = {
+  successes: "data",
+  errors: "errors",
+};
+
+/** The dataset folder that receives the files of `kind`. */
+export function datasetFolder(config: Config, kind: FileKind): string {
+  return kind === "successes" ? config.dstImageFolder : config.dstErrorFolder;
+}
+
 /** Destination path of a source file of `kind` from server `server` under a fresh `id`. */
 export function destinationPath(
   config: Config,
@@ -98,9 +109,33 @@ export function destinationPath(
   kind: FileKind,
   id: string,
 ): string {
-  const folder = kind === "successes" ? config.dstImageFolder : config.dstErrorFolder;
-  const prefix = kind === "successes" ? "data" : "errors";
-  return join(folder, `server=${safeServerName(server)}`, `${prefix}_${id}.parquet`);
+  return join(
+    datasetFolder(config, kind),
+    `server=${safeServerName(server)}`,
+    `${DESTINATION_PREFIX[kind]}_${id}.parquet`,
+  );
+}
+
+/** The parts of a destination path `<root>/server=<name>/<data|errors>_<id>.parquet`. */
+export interface DestinationParts {
+  /** The dataset folder. */
+  root: string;
+  /** The server folder's name after `server=`. */
+  server: string;
+  /** The kind, from the file-name prefix. */
+  kind: FileKind;
+  /** The file's id (`[A-Za-z0-9._-]+`). */
+  id: string;
+}
+
+/**
+ * Splits a destination path made by {@linkcode destinationPath}; `null` when `path` is not of
+ * that form (another prefix or extension, a name with other characters, `.` or `..` parts).
+ */
+export function parseDestinationPath(path: string): DestinationParts | null {
+  const m = /^(\/.*)\/server=([^/]+)\/(data|errors)_([A-Za-z0-9._-]+)\.parquet$/.exec(path);
+  if (m === null || normalize(path) !== path) return null;
+  return { root: m[1], server: m[2], kind: m[3] === "data" ? "successes" : "errors", id: m[4] };
 }
 
 /** Suffix of every temporary file this tool writes in a destination folder. */

@@ -4,6 +4,7 @@
  * the node, and MPI launch with MPICH (srun --mpi=pmi2, mpirun.mpich) and Open MPI
  * (srun --mpi=pmix, mpirun.openmpi). Never skips: a missing binary fails with the package name.
  */
+import { parseSlurmDuration } from "../core/slurm/client.ts";
 import {
   type LocalSlurm,
   requireBinary,
@@ -13,7 +14,6 @@ import {
 import {
   jobCompRecord,
   parseRecord,
-  parseSlurmDuration,
   sbatch,
   sbatchScript,
   slurmCommand,

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { assignRanks } from "../plan/balance.ts";
 import { hashFile } from "../transfer/copy_file.ts";
-import { UserError } from "../errors.ts";
+import { errorMessage } from "../errors.ts";
 import type { Md5Engine } from "../md5/engine.ts";
 import { mapPool } from "../map_pool.ts";
 import { parseTemporaryName } from "../layout.ts";
@@ -100,10 +100,6 @@ export function deepShare(
   return sorted.filter((_, i) => ranks[i] === rank);
 }
 
-function message(err: unknown): string {
-  return err instanceof UserError ? err.message : (err as Error)?.message ?? String(err);
-}
-
 function entryType(e: Deno.DirEntry | Deno.FileInfo): string {
   return e.isSymlink
     ? "a symlink"
@@ -125,7 +121,7 @@ export async function checkPublished(
   try {
     info = await lstatOrNull(path);
   } catch (err) {
-    return { kind: "unreadable", path, detail: message(err) };
+    return { kind: "unreadable", path, detail: errorMessage(err) };
   }
   if (info === null) {
     return {
@@ -162,7 +158,7 @@ export async function checkPublished(
       return { kind: "altered", path, detail: `md5 ${got.md5}, ${file.md5} logged` };
     }
   } catch (err) {
-    return { kind: "unreadable", path, detail: message(err) };
+    return { kind: "unreadable", path, detail: errorMessage(err) };
   }
   return null;
 }

@@ -11,8 +11,8 @@ import { readCheckpoint, updateCheckpoint } from "../records/checkpoint.ts";
 import type { Checkpoint } from "../records/checkpoint.ts";
 import { ExitCode } from "../exit_codes.ts";
 import type { ExitCodeValue } from "../exit_codes.ts";
-import { toolPaths } from "../layout.ts";
-import type { FileKind } from "../layout.ts";
+import { parseDestinationPath, toolPaths } from "../layout.ts";
+import { InputError } from "../errors.ts";
 import { readFilterTables, readSchedule } from "../plan/plan_table.ts";
 import type { PlanRow, ScheduleRow } from "../plan/plan_table.ts";
 import { readVerificationLogs } from "../records/verification_log.ts";
@@ -86,23 +86,18 @@ const add = (t: Tally, bytes: number) => {
 const byDstPath = (a: { dstPath: string }, b: { dstPath: string }) =>
   a.dstPath < b.dstPath ? -1 : a.dstPath > b.dstPath ? 1 : 0;
 
-/** The kind of a destination path from its file name (`errors_…` or `data_…`). */
-export function kindOfDestination(dstPath: string): FileKind {
-  return dstPath.startsWith("errors_", dstPath.lastIndexOf("/") + 1) ? "errors" : "successes";
-}
-
-/** The server folder name of a destination path (after `server=`). */
-export function serverOfDestination(dstPath: string): string {
-  const end = dstPath.lastIndexOf("/");
-  const folder = dstPath.slice(dstPath.lastIndexOf("/", end - 1) + 1, end);
-  return folder.startsWith("server=") ? folder.slice("server=".length) : folder;
-}
-
 /** The manifest row of a verified record. */
 export function publishedFile(rec: VerificationRecord): PublishedFile {
+  const parts = parseDestinationPath(rec.dstPath);
+  if (parts === null) {
+    throw new InputError(
+      `verification log: dst_path ${rec.dstPath} is not a destination this tool writes; ` +
+        `was the log edited by hand?`,
+    );
+  }
   return {
-    server: serverOfDestination(rec.dstPath),
-    kind: kindOfDestination(rec.dstPath),
+    server: parts.server,
+    kind: parts.kind,
     srcPath: rec.srcPath,
     dstPath: rec.dstPath,
     sizeBytes: rec.sizeBytes,

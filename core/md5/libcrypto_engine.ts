@@ -12,6 +12,7 @@ import {
   type Md5Stream,
   toHex,
 } from "./engine.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Library names tried, in order, when no explicit libcrypto path is given. */
 export const LIBCRYPTO_CANDIDATES: readonly string[] = [
@@ -193,10 +194,6 @@ function libcryptoOneShot(lib: Libcrypto, md: Deno.PointerObject, data: Uint8Arr
   }
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /**
  * Loads libcrypto (OpenSSL 3 or 1.1) and returns an engine using EVP_md5. Updates of 64 KiB or
  * more run on Deno's blocking thread pool (`nonblocking` FFI), so several streams hash in
@@ -217,7 +214,7 @@ export function openLibcryptoMd5Engine(options: LibcryptoMd5Options = {}): Md5En
       loadedFrom = path;
       break;
     } catch (err) {
-      failures.push(`${path}: ${errorText(err)}`);
+      failures.push(`${path}: ${errorMessage(err)}`);
     }
   }
   if (lib === undefined) {

@@ -7,6 +7,7 @@ import type { Md5Engine } from "./engine.ts";
 import { LIBCRYPTO_ENV, openLibcryptoMd5Engine } from "./libcrypto_engine.ts";
 import { openNodeMd5Engine } from "./node_engine.ts";
 import { openSimdMd5Engine, simdSupported } from "./simd_engine.ts";
+import { errorMessage } from "../errors.ts";
 
 /** The engines a user can choose (`data_transfer.md5_engine`). */
 export type Md5EngineChoice = "auto" | "wasm-simd" | "libcrypto" | "node:crypto";
@@ -62,9 +63,7 @@ export function openMd5Engine(options: OpenMd5EngineOptions = {}): Md5Engine {
       return openLibcryptoMd5Engine({ path: options.libcryptoPath ?? envLibcryptoPath() });
     } catch (err) {
       options.log?.(
-        `md5: libcrypto engine not used, falling back to node:crypto: ${
-          err instanceof Error ? err.message : String(err)
-        }`,
+        `md5: libcrypto engine not used, falling back to node:crypto: ${errorMessage(err)}`,
       );
     }
   }

@@ -12,6 +12,7 @@ import { InputError } from "../errors.ts";
 import { writeFileAtomic } from "../records/atomic_file.ts";
 import { destinationPath, safeServerName, SOURCE_FILE, toolPaths } from "../layout.ts";
 import type { FileKind } from "../layout.ts";
+import { isWithin } from "../is_within.ts";
 import { formatFilterTable, readFilterTables } from "./plan_table.ts";
 import type { PlanRow } from "./plan_table.ts";
 import { mapPool } from "../map_pool.ts";
@@ -174,7 +175,7 @@ async function checkFolderEntry(
   } catch (err) {
     return `is a symlink that does not resolve (${describe(err)})`;
   }
-  if (!(real === root || real.startsWith(root + "/"))) {
+  if (!isWithin(root, real)) {
     return `is a symlink to ${real}, outside the images folder ${root}: refused`;
   }
   const info = await Deno.stat(real);

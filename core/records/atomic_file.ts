@@ -5,6 +5,8 @@
  */
 
 import { basename, dirname, join } from "node:path";
+import { syncDirectory } from "../io/sync_directory.ts";
+import { writeAll } from "../io/write_all.ts";
 
 /**
  * Writes `data` to `path` atomically: readers see the old file or the whole new one, and
@@ -25,8 +27,7 @@ export async function writeFileAtomic(
     try {
       for (const chunk of chunks) {
         const bytes = typeof chunk === "string" ? encoder.encode(chunk) : chunk;
-        let off = 0;
-        while (off < bytes.length) off += await file.write(bytes.subarray(off));
+        await writeAll(file, bytes);
       }
       await file.syncData();
     } finally {
@@ -38,16 +39,4 @@ export async function writeFileAtomic(
     throw err;
   }
   await syncDirectory(dir);
-}
-
-/** Flushes a folder's entries (new names, renames) to storage. */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await Deno.open(dir, { read: true });
-  try {
-    await handle.sync();
-  } catch {
-    // Some file systems refuse fsync on a folder; the rename itself is still atomic.
-  } finally {
-    handle.close();
-  }
 }

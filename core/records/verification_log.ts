@@ -7,7 +7,8 @@
 
 import { join } from "node:path";
 import { formatCsvLine, parseCsv } from "./csv.ts";
-import { syncDirectory } from "./atomic_file.ts";
+import { syncDirectory } from "../io/sync_directory.ts";
+import { writeAll } from "../io/write_all.ts";
 import type { VerifyMode } from "../config.ts";
 
 /** How a file ended. */
@@ -116,9 +117,7 @@ export class VerificationLog {
   }
 
   async #write(text: string): Promise<void> {
-    const bytes = this.#encoder.encode(text);
-    let off = 0;
-    while (off < bytes.length) off += await this.#file.write(bytes.subarray(off));
+    await writeAll(this.#file, this.#encoder.encode(text));
   }
 
   #serial(fn: () => Promise<void>): Promise<void> {

@@ -14,6 +14,7 @@
  * @module
  */
 
+import { writeAll } from "../io/write_all.ts";
 import { dirname, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { CONFIG_ENV } from "../config.ts";
@@ -22,7 +23,7 @@ import type { Checkpoint } from "../records/checkpoint.ts";
 import { formatCsvLine, parseCsv, parseCsvLine } from "../records/csv.ts";
 import { UserError } from "../errors.ts";
 import { toolPaths } from "../layout.ts";
-import { parseSlurmDuration } from "../transfer/time_budget.ts";
+import { cancelJobs, jobStates, parseSlurmDuration, submitBatch } from "./client.ts";
 
 /** The four jobs of a chain. */
 export type SlurmPhase = "filter" | "scheduler" | "worker" | "verifier";
@@ -350,42 +351,8 @@ export interface SubmittedJob {
 /** Runs `sbatch --parsable ...` and returns the job id. */
 export type SbatchRunner = (argv: string[]) => Promise<string>;
 
-/** Runs a Slurm client command; returns exit code and output. */
-async function slurmClient(
-  cmd: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const out = await new Deno.Command(cmd, {
-      args,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const dec = new TextDecoder();
-    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw new SubmitError(
-        `'${cmd}' is not on PATH: run this on a Slurm login node (or load the Slurm module)`,
-      );
-    }
-    throw err;
-  }
-}
-
 /** The default {@linkcode SbatchRunner}: the real `sbatch` on PATH. */
-export const runSbatch: SbatchRunner = async (argv) => {
-  const r = await slurmClient("sbatch", argv);
-  if (r.code !== 0) {
-    throw new SubmitError(`sbatch refused the job (exit ${r.code}): ${r.stderr.trim()}`);
-  }
-  const id = r.stdout.trim().split("\n").pop()?.split(";")[0] ?? "";
-  if (!/^\d+(_\d+)?$/.test(id)) {
-    throw new SubmitError(`sbatch printed no job id: ${JSON.stringify(r.stdout)}`);
-  }
-  return id;
-};
+export const runSbatch: SbatchRunner = submitBatch;
 
 /** Job ids recorded in `job_history.csv` (empty when there is none). */
 export async function readJobHistory(path: string): Promise<Record<string, string>[]> {
@@ -425,8 +392,7 @@ export async function appendJobHistory(
   const file = await Deno.open(path, { create: true, append: true });
   try {
     const bytes = new TextEncoder().encode(prefix + body);
-    let off = 0;
-    while (off < bytes.length) off += await file.write(bytes.subarray(off));
+    await writeAll(file, bytes);
     await file.syncData();
   } finally {
     file.close();
@@ -442,13 +408,11 @@ export async function activeChainJobs(historyPath: string): Promise<string[]> {
   const phaseOf = new Map(records.map((r) => [r.job_id, r.phase]));
   const ids = [...phaseOf.keys()].filter((id) => /^\d+(_\d+)?$/.test(id ?? ""));
   if (ids.length === 0) return [];
-  const r = await slurmClient("squeue", ["-h", "-j", ids.join(","), "-o", "%i %T"]);
-  // squeue fails with "Invalid job id specified" when Slurm forgot every one of them.
-  if (r.code !== 0) return [];
-  const states = new Map<string, string>();
-  for (const line of r.stdout.split("\n")) {
-    const [id, state] = line.trim().split(/\s+/);
-    if (id && state) states.set(id, state);
+  const states = await jobStates(ids);
+  if (states === null) {
+    throw new SubmitError(
+      "'squeue' cannot be run: run this on a Slurm login node (or load the Slurm module)",
+    );
   }
   // In the order of the history, so that the last one is the end of the latest chain.
   return ids.filter((id) => states.has(id)).map((id) =>
@@ -520,7 +484,7 @@ export async function submitChain(
       id = await sbatch(sbatchArgv(job, previous));
     } catch (err) {
       if (submitted.length > 0 && hooks.sbatch === undefined) {
-        await slurmClient("scancel", submitted.map((s) => s.id)).catch(() => {});
+        await cancelJobs(submitted.map((s) => s.id));
       }
       const cancelled = submitted.length > 0
         ? ` (cancelled the jobs submitted before it: ${submitted.map((s) => s.id).join(" ")})`
@@ -544,5 +508,5 @@ export async function submitChain(
 
 /** Root of this repository: the folder holding `core/`. */
 export function repositoryRoot(): string {
-  return dirname(dirname(new URL(import.meta.url).pathname));
+  return new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 }

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
+import { errorMessage, UserError } from "../errors.ts";
+import { writeAll } from "../io/write_all.ts";
 import { ExitCode } from "../exit_codes.ts";
 import type { Md5Engine, Md5Stream } from "../md5/engine.ts";
 import type { VerifyMode } from "../config.ts";
@@ -284,11 +285,6 @@ async function readFull(file: Deno.FsFile, buf: Uint8Array): Promise<number> {
     n += r;
   }
   return n;
-}
-
-async function writeAll(file: Deno.FsFile, chunk: Uint8Array): Promise<void> {
-  let n = 0;
-  while (n < chunk.length) n += await file.write(chunk.subarray(n));
 }
 
 /** Consumes one chunk; the chunk stays valid until the returned promise settles. */
@@ -591,7 +587,7 @@ function openLibc(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | string {
       libcHandle = Deno.dlopen(name, LIBC_SYMBOLS);
       return libcHandle;
     } catch (err) {
-      failures.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+      failures.push(`${name}: ${errorMessage(err)}`);
     }
   }
   return `cannot load libc (${failures.join("; ")})`;

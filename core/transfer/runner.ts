@@ -5,12 +5,19 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Config } from "../config.ts";
 import { readCheckpoint } from "../records/checkpoint.ts";
-import { InputError, UserError } from "../errors.ts";
-import { syncDirectory } from "../records/atomic_file.ts";
-import { safeServerName, temporaryPath, toolPaths } from "../layout.ts";
+import { errorMessage, InputError } from "../errors.ts";
+import { syncDirectory } from "../io/sync_directory.ts";
+import {
+  datasetFolder,
+  parseDestinationPath,
+  safeServerName,
+  temporaryPath,
+  toolPaths,
+} from "../layout.ts";
+import { isWithin } from "../is_within.ts";
 import { readSchedule } from "../plan/plan_table.ts";
 import type { ScheduleRow } from "../plan/plan_table.ts";
 import { balanceRows } from "../plan/schedule.ts";
@@ -95,33 +102,26 @@ export interface RunRankOptions {
 /** Thrown when the schedule names a path outside the configured folders. */
 export class ScheduleRootError extends InputError {}
 
-function inside(root: string, path: string): boolean {
-  return path.startsWith(root.endsWith("/") ? root : root + "/") && !path.includes("/../") &&
-    !path.includes("/./");
-}
-
 /**
  * Checks that a schedule row reads under the images folder and writes exactly
  * `<dst folder>/server=<safe name>/<data|errors>_<id>.parquet`. A hand-edited schedule cannot
  * make the runner write anywhere else.
  */
 export function checkRowRoots(config: Config, row: ScheduleRow, where: string): void {
-  if (!inside(config.imagesFolder, row.srcPath)) {
+  if (!isWithin(config.imagesFolder, row.srcPath) || row.srcPath === config.imagesFolder) {
     throw new ScheduleRootError(
       `${where}: src_path ${row.srcPath} is outside the images folder ${config.imagesFolder}: refused`,
     );
   }
-  const root = row.kind === "successes" ? config.dstImageFolder : config.dstErrorFolder;
-  const prefix = row.kind === "successes" ? "data_" : "errors_";
-  const server = basename(dirname(row.dstPath));
-  const name = basename(row.dstPath);
-  const ok = dirname(dirname(row.dstPath)) === root && server.startsWith("server=") &&
-    server.slice(7) === safeServerName(server.slice(7)) && name.startsWith(prefix) &&
-    name.endsWith(".parquet") && /^[A-Za-z0-9._-]+$/.test(name) && inside(root, row.dstPath);
-  if (!ok) {
+  const root = datasetFolder(config, row.kind);
+  const parts = parseDestinationPath(row.dstPath);
+  if (
+    parts === null || parts.root !== root || parts.kind !== row.kind ||
+    parts.server !== safeServerName(parts.server)
+  ) {
     throw new ScheduleRootError(
       `${where}: dst_path ${row.dstPath} is not of the form ${root}/server=<name>/` +
-        `${prefix}<id>.parquet: refused`,
+        `${row.kind === "successes" ? "data" : "errors"}_<id>.parquet: refused`,
     );
   }
 }
@@ -153,10 +153,6 @@ export async function planRank(config: Config, rank: number, size: number): Prom
   const mine = balanceRows(left, size).filter((r) => r.rank === rank);
   mine.sort((a, b) => b.sizeBytes - a.sizeBytes || (a.srcPath < b.srcPath ? -1 : 1));
   return { mine, verified: all.length - left.length, all };
-}
-
-function describe(err: unknown): string {
-  return err instanceof UserError ? err.message : (err as Error)?.message ?? String(err);
 }
 
 /** Runs this rank's share of the schedule. */
@@ -407,7 +403,7 @@ async function transferOne(
     // The schedule's paths are checked by name; a symlinked folder on the way could still
     // lead outside the images folder, so the resolved path is checked too.
     const realSrc = await Deno.realPath(row.srcPath);
-    if (!inside(realImages, realSrc)) {
+    if (!isWithin(realImages, realSrc)) {
       return {
         record: record(row, {
           status: "failed",
@@ -481,7 +477,9 @@ async function transferOne(
       // Published and verified: a temporary that cannot be removed now (e.g. the file system
       // just went read-only) does not make the file fail; the next run's sweep removes it.
       await Deno.remove(tmp).catch((err) =>
-        options.log(`could not remove the temporary ${tmp} (${describe(err)}); a later run will`)
+        options.log(
+          `could not remove the temporary ${tmp} (${errorMessage(err)}); a later run will`,
+        )
       );
       unsyncedFolders.add(folder);
       return {
@@ -503,7 +501,7 @@ async function transferOne(
       err instanceof TransferIoError || err instanceof Deno.errors.NotFound ||
       err instanceof Deno.errors.PermissionDenied || (err as Error)?.message?.includes("os error")
     ) {
-      return { record: record(row, { status: "failed", reason: describe(err) }), bytesRead: 0 };
+      return { record: record(row, { status: "failed", reason: errorMessage(err) }), bytesRead: 0 };
     }
     throw err;
   }

@@ -6,6 +6,7 @@
 
 import { join } from "node:path";
 import { parseTemporaryName } from "../layout.ts";
+import { isFinalJobState, jobStates } from "../slurm/client.ts";
 
 /** Identity of a writer, embedded in its temporaries' names: `<job>@<host>@<pid>`. */
 export interface WriterToken {
@@ -33,21 +34,6 @@ export function parseToken(text: string): WriterToken | null {
   return m ? { job: m[1], host: m[2], pid: Number(m[3]) } : null;
 }
 
-async function jobRunning(job: string): Promise<boolean | null> {
-  try {
-    const out = await new Deno.Command("squeue", {
-      args: ["-h", "-j", job, "-o", "%T"],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    const state = new TextDecoder().decode(out.stdout).trim();
-    if (!out.success) return state === "" ? false : null;
-    return state !== "" && !/COMPLETED|CANCELLED|FAILED|TIMEOUT|PREEMPTED|NODE_FAIL/.test(state);
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Whether the writer of a temporary may still be alive: `false` only when it is known to be
  * gone (same host and no such process; or another Slurm job that is no longer running).
@@ -65,7 +51,10 @@ export async function writerMayBeAlive(writer: WriterToken, self: WriterToken): 
   }
   if (writer.job === "none") return true;
   if (writer.job === self.job) return true;
-  return (await jobRunning(writer.job)) !== false;
+  const states = await jobStates([writer.job]);
+  if (states === null) return true; // squeue cannot tell: the writer may be alive
+  const state = states.get(writer.job); // a job Slurm forgot is gone
+  return state !== undefined && !isFinalJobState(state);
 }
 
 /** Outcome of {@linkcode sweepTemporaries}. */

@@ -7,6 +7,7 @@
  * Every function takes the client environment (`{ SLURM_CONF }` from `startLocalSlurm().env`).
  * @module
  */
+import { parseSlurmDuration } from "../../core/slurm/client.ts";
 import { type CommandResult, runCommand } from "./command.ts";
 
 /** States after which a job never runs again. */
@@ -193,27 +194,6 @@ export async function waitForJob(
     `job ${jobId} did not finish in ${options.timeoutMs ?? 120_000} ms` +
       (last ? ` (last state ${last.state}, reason ${last.reason})` : " (unknown to scontrol)"),
   );
-}
-
-/**
- * Parses a Slurm duration as printed by `squeue -o %L` / `%l` and scontrol TimeLimit:
- * `M:SS`, `H:MM:SS`, `D-HH:MM:SS`, `D-HH`, `D-HH:MM`, or a plain number of minutes (sbatch
- * `--time=N`). Returns seconds, or null for `UNLIMITED`, `NOT_SET`, `INVALID`, `N/A` and
- * anything else that is not a duration.
- */
-export function parseSlurmDuration(text: string): number | null {
-  const s = text.trim();
-  const m = /^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$/.exec(s);
-  if (!m) return null;
-  const [, d, a, b, c] = m;
-  const n = (v: string | undefined) => (v === undefined ? 0 : Number(v));
-  if (d !== undefined) {
-    // D-HH, D-HH:MM, D-HH:MM:SS
-    return n(d) * 86400 + n(a) * 3600 + n(b) * 60 + n(c);
-  }
-  if (c !== undefined) return n(a) * 3600 + n(b) * 60 + n(c); // H:MM:SS
-  if (b !== undefined) return n(a) * 60 + n(b); // M:SS
-  return n(a) * 60; // plain number: minutes (sbatch --time=N)
 }
 
 /**
