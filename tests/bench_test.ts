@@ -70,7 +70,10 @@ Deno.test("bench --quick runs every contender on the three trees and writes benc
         // GNU time counts CPU in 10 ms ticks: a tiny copy may take none.
         assert(c.cpuSecondsPerGiB >= 0 && c.runs[0].cpuSeconds >= 0, `${what}: CPU`);
         assertEquals(c.runs[0].steps.at(-1).name, "sync", `${what}: final sync`);
-        if (device !== null) assert(isPositive(c.deviceReadsPerByte), `${what}: device reads`);
+        if (device !== null) {
+          assert(isPositive(c.deviceReadsPerByte), `${what}: device reads`);
+          assert(c.deviceReadsPerByte <= c.deviceReadsPerByteMedian, `${what}: least reads`);
+        }
         if (id !== "cp") {
           assertEquals(t.ratios[id].cp, c.medianSeconds / t.contenders.cp.medianSeconds, what);
         }

@@ -369,8 +369,9 @@ async function main(): Promise<number> {
   const text = Object.values(results).map((r) => formatTree(r, rounds));
   console.log(text.join("\n\n"));
   console.log(
-    `\nbench: peak RSS in MiB; reads/byte from /proc/diskstats of the device (any process) / ` +
-      `from the contender's own processes; figures in ${jsonPath}`,
+    `\nbench: reads/byte: from /proc/diskstats of the device, any process (least over the ` +
+      `rounds) / from the contender's own processes (ru_inblock); CPU: user+sys of every ` +
+      `process of the run; peak RSS: its largest process; figures in ${jsonPath}`,
   );
   return 0;
 }

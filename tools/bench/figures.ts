@@ -45,7 +45,10 @@ export function runRecord(round: number, m: Measured, invalid: string | null): R
   };
 }
 
-/** A contender's figures on one tree; every figure is a median over its valid runs. */
+/**
+ * A contender's figures on one tree: medians over its valid runs, except device reads, whose
+ * least value is kept (other processes' reads can only add to the device's counter).
+ */
 export interface ContenderFigures {
   /** Its name in `bench.json`. */
   id: string;
@@ -59,8 +62,13 @@ export interface ContenderFigures {
   runs: RunRecord[];
   /** Wall time, seconds (null without a valid run). */
   medianSeconds: number | null;
-  /** Bytes read from the device per byte transferred (null when not measured). */
+  /**
+   * Bytes read from the device per byte transferred, least over the runs: on a shared machine
+   * other processes' reads only add to it (null when not measured).
+   */
   deviceReadsPerByte: number | null;
+  /** The same, median over the runs. */
+  deviceReadsPerByteMedian: number | null;
   /** Bytes the contender's own processes read from storage per byte transferred. */
   processReadsPerByte: number | null;
   /** User + system CPU seconds of all its processes per GiB transferred. */
@@ -92,8 +100,8 @@ export function contenderFigures(
       cpuSecondsPerGiB: median(of.map((s) => s.cpuSeconds / (bytes / GIB))),
     };
   }
-  const device = ok.every((r) => r.deviceReadBytes !== null)
-    ? med((r) => r.deviceReadBytes! / bytes)
+  const device = ok.length > 0 && ok.every((r) => r.deviceReadBytes !== null)
+    ? ok.map((r) => r.deviceReadBytes! / bytes)
     : null;
   return {
     id: names.id,
@@ -102,7 +110,8 @@ export function contenderFigures(
     skipped: null,
     runs,
     medianSeconds: med((r) => r.seconds),
-    deviceReadsPerByte: device,
+    deviceReadsPerByte: device === null ? null : Math.min(...device),
+    deviceReadsPerByteMedian: device === null ? null : median(device),
     processReadsPerByte: med((r) => r.processReadBytes / bytes),
     cpuSecondsPerGiB: med((r) => r.cpuSeconds / (bytes / GIB)),
     steps,
@@ -120,6 +129,7 @@ export function skippedFigures(names: ContenderNames, why: string): ContenderFig
     runs: [],
     medianSeconds: null,
     deviceReadsPerByte: null,
+    deviceReadsPerByteMedian: null,
     processReadsPerByte: null,
     cpuSecondsPerGiB: null,
     steps: {},

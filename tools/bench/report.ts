@@ -77,7 +77,7 @@ export function formatTree(r: TreeResult, rounds: number): string {
       "median s",
       "runs s",
       `/ ${floor?.short ?? r.floor}`,
-      "reads/byte device / own",
+      "reads/byte: device (least) / own",
       "CPU s/GiB",
       "peak RSS MiB",
       "steps, median s",
