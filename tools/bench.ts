@@ -9,7 +9,7 @@
  * issue 13; printed and written to `<out>/bench.json`.
  *
  * ```sh
- * deno task bench                  # all three trees, 3 rounds (~15 minutes)
+ * deno task bench                  # all three trees, 3 rounds
  * deno task bench --tree large     # one tree again (a comma list picks several)
  * deno task bench --quick          # tiny trees, one round, every contender (smoke test)
  * ```
