@@ -1,564 +1,379 @@
 /**
- * `deno task bench`: end-to-end benchmark of the tool against standard tools and the
- * machine's floor, with reads per byte, peak RSS per rank on a 3 GiB file, the no-op run and
- * an incremental run. Contenders alternate within one invocation (speeds on a shared machine
- * are only comparable as ratios of one invocation); medians and ratios are printed and
- * written to `<out>/bench.json`.
+ * `deno task bench`: end-to-end benchmark of the tool against the tools a site would use
+ * instead and the floor of a plain `cp -r && sync`, on three trees kept in `bench_out/trees/`:
+ * many small files, real-size files (100-450 MiB and one over 1 GiB), and one file of several
+ * GiB. Contenders alternate in rounds within one invocation (speeds on a shared machine are
+ * only comparable as ratios of one invocation), with the page cache dropped before each run
+ * and a final `sync` inside every timing. For each tree: medians, ratios, device reads per
+ * byte, CPU seconds per GiB, the tool's path-based metadata calls per file, and the targets of
+ * issue 13; printed and written to `<out>/bench.json`.
  *
  * ```sh
- * deno task bench              # full: ~1 GiB tree, 3 rounds (trees reused in bench_out/)
- * deno task bench --quick      # tiny trees, one round, every contender (smoke test)
- * deno task bench --sweep      # also buffer_size / files_in_flight / drop_cache variants
+ * deno task bench                  # all three trees, 3 rounds
+ * deno task bench --tree large     # one tree again (a comma list picks several)
+ * deno task bench --quick          # tiny trees, one round, every contender (smoke test)
  * ```
  * @module
  */
 
 import { join } from "node:path";
 import { formatBytes, parseCommand, runMain, UsageError } from "../core/cli.ts";
-import { RANKS, runFloor, runStandard, runTool, type ToolRun } from "./bench/contenders.ts";
-import { dropCaches, median, timed } from "./bench/proc.ts";
+import { type BlockDevice, blockDeviceOf, NoBlockDeviceError } from "./bench/block_device.ts";
+import {
+  type Contender,
+  type ContenderId,
+  type ContenderNames,
+  cpContender,
+  dcpDcmpContender,
+  dcpDcmpNames,
+  md5sumContender,
+  md5sumCpContender,
+  toolContender,
+} from "./bench/contenders.ts";
+import {
+  type ContenderFigures,
+  contenderFigures,
+  ratiosOf,
+  type RunRecord,
+  runRecord,
+  skippedFigures,
+} from "./bench/figures.ts";
+import { coldStart, measure } from "./bench/measure.ts";
+import { findMpiFileUtils, type MpiFileUtils } from "./bench/mpifileutils.ts";
+import { dropCaches, median } from "./bench/proc.ts";
+import { formatTree, type TreeResult } from "./bench/report.ts";
+import { targetsFor } from "./bench/targets.ts";
+import { measurePathCalls, MPIRUN, RANKS, toolRefusal, ToolRefusedError } from "./bench/tool.ts";
 import {
   ensureTree,
-  listPartitions,
-  makeWorkspace,
+  type GenPart,
   REPO,
   type Tree,
+  TREE_NAMES,
+  type TreeName,
   type TreeSpec,
 } from "./bench/tree.ts";
 
 const NAME = "bench";
-const MIB = 1024 * 1024;
 
-/** Tree sizes of a full and a quick run. */
-const SPECS: Record<"full" | "quick", { main: TreeSpec; big: TreeSpec }> = {
+/** One generator run of 3 servers x 1 partition whose successes files hold `rows` 100 kB images. */
+function threeFiles(rows: number, seed: number): GenPart {
+  return { servers: 3, partitions: 1, rows, imageBytes: 100_000, sizeSpread: false, seed };
+}
+
+/** One generator run of one partition whose successes file holds `rows` 100 kB images. */
+function oneFile(rows: number, seed: number): GenPart {
+  return { servers: 1, partitions: 1, rows, imageBytes: 100_000, sizeSpread: false, seed };
+}
+
+/** The trees of a full and of a quick run, and what each is for. */
+const TREES: Record<"full" | "quick", Record<TreeName, { spec: TreeSpec; about: string }>> = {
   full: {
-    // ~1.05 GiB over 320 files; successes from ~230 KiB to ~27 MiB.
-    main: { servers: 4, partitions: 40, rows: 64, imageBytes: 100_000, sizeSpread: true, seed: 1 },
-    // One successes file of ~3.07 GiB.
-    big: {
-      servers: 1,
-      partitions: 1,
-      rows: 3300,
-      imageBytes: 1_000_000,
-      sizeSpread: false,
-      seed: 7,
+    small: {
+      // ~1.04 GiB over 320 files; successes from ~230 KiB to ~27 MiB.
+      spec: {
+        parts: [{
+          servers: 4,
+          partitions: 40,
+          rows: 64,
+          imageBytes: 100_000,
+          sizeSpread: true,
+          seed: 1,
+        }],
+      },
+      about: "many small files",
     },
+    large: {
+      // 21 successes files of ~105 to ~420 MiB (~3.4 GiB), plus one of ~1.05 GiB.
+      spec: {
+        parts: [
+          ...[1100, 1150, 1200, 1300, 1450, 1700, 4400].map((rows, i) => threeFiles(rows, 11 + i)),
+          oneFile(11_300, 21),
+        ],
+      },
+      about: "real-size files, the file over 1 GiB included",
+    },
+    single: { spec: { parts: [oneFile(43_000, 7)] }, about: "one large file (~4 GiB)" },
   },
   quick: {
-    main: { servers: 2, partitions: 5, rows: 8, imageBytes: 50_000, sizeSpread: true, seed: 1 },
-    big: { servers: 1, partitions: 1, rows: 16, imageBytes: 500_000, sizeSpread: false, seed: 7 },
+    small: {
+      spec: {
+        parts: [{
+          servers: 2,
+          partitions: 5,
+          rows: 8,
+          imageBytes: 50_000,
+          sizeSpread: true,
+          seed: 1,
+        }],
+      },
+      about: "many small files (quick)",
+    },
+    large: {
+      spec: { parts: [threeFiles(20, 11), threeFiles(40, 12), oneFile(80, 21)] },
+      about: "real-size files (quick: a few MiB)",
+    },
+    single: { spec: { parts: [oneFile(100, 7)] }, about: "one large file (quick: ~10 MiB)" },
   },
 };
 
-/** One target of the issue and whether this run met it. */
-interface Target {
-  name: string;
-  target: string;
-  value: number;
-  met: boolean;
-}
-
-/** Per-mode figures of the tool. */
-interface ToolFigures {
-  totalSeconds: number[];
-  medianSeconds: number;
-  medianPhases: { filter: number; schedule: number; run: number };
-  readsPerByte: {
-    /** The runner's own count (run_summary.json). */
-    summary: number;
-    /** Sum of the ranks' `rchar` (/proc/<pid>/io, last sample) per byte copied. */
-    procRchar: number;
-    /** Sum of the ranks' `read_bytes` (/proc/<pid>/io, last sample) per byte copied. */
-    procReadBytes: number;
-    /** Sum of the ranks' `%I` (/usr/bin/time) per byte copied. */
-    timeInput: number;
-  };
-  peakRssMiBPerRank: number[];
-}
-
 function log(line: string): void {
   console.error(`[bench] ${line}`);
-}
-
-function ratio(a: number, b: number): number {
-  return b > 0 ? a / b : NaN;
-}
-
-function readsOf(runs: ToolRun[]): ToolFigures["readsPerByte"] {
-  const per = (f: (r: ToolRun) => number) => median(runs.map((r) => ratio(f(r), r.summary.bytes)));
-  return {
-    summary: median(runs.map((r) => r.summary.readsPerByte)),
-    procRchar: per((r) => r.sampled.reduce((s, c) => s + c.rchar, 0)),
-    procReadBytes: per((r) => r.sampled.reduce((s, c) => s + c.readBytes, 0)),
-    timeInput: per((r) => r.ranks.reduce((s, c) => s + c.inputBytes, 0)),
-  };
-}
-
-function figures(runs: ToolRun[]): ToolFigures {
-  return {
-    totalSeconds: runs.map((r) => r.totalSeconds),
-    medianSeconds: median(runs.map((r) => r.totalSeconds)),
-    medianPhases: {
-      filter: median(runs.map((r) => r.filterSeconds)),
-      schedule: median(runs.map((r) => r.scheduleSeconds)),
-      run: median(runs.map((r) => r.runSeconds)),
-    },
-    readsPerByte: readsOf(runs),
-    peakRssMiBPerRank: peakRss(runs),
-  };
-}
-
-function peakRss(runs: ToolRun[]): number[] {
-  const out: number[] = [];
-  for (const r of runs) {
-    r.ranks.forEach((k, i) => out[i] = Math.max(out[i] ?? 0, k.peakRssBytes / MIB));
-  }
-  return out.map((v) => Math.round(v * 10) / 10);
-}
-
-function expectDone(run: ToolRun, files: number, skipped: number, what: string): void {
-  if (run.summary.done !== files || run.summary.skipped !== skipped) {
-    throw new Error(
-      `${what}: expected ${files} files copied and ${skipped} skipped, the run summary says ` +
-        `${run.summary.done} and ${run.summary.skipped}`,
-    );
-  }
 }
 
 async function rm(path: string): Promise<void> {
   await Deno.remove(path, { recursive: true }).catch(() => {});
 }
 
-function spreadOf(tree: Tree): { smallest: number; largest: number; successesSpread: number } {
-  const succ = tree.files.filter((f) => f.kind === "successes").map((f) => f.bytes);
-  const all = tree.files.map((f) => f.bytes);
+function fmt(n: number | null, digits = 2): string {
+  return n === null || !Number.isFinite(n) ? "n/a" : n.toFixed(digits);
+}
+
+/** What every tree's benchmark shares. */
+interface Context {
+  quick: boolean;
+  rounds: number;
+  regen: boolean;
+  out: string;
+  work: string;
+  device: BlockDevice | null;
+  /** Why the page cache cannot be dropped, or null when it can. */
+  dropNote: string | null;
+  mfu: MpiFileUtils | { missing: string };
+}
+
+/** A contender that does not run on a tree, and why. */
+interface Skipped extends ContenderNames {
+  why: string;
+}
+
+/** The contenders of a tree, and those that cannot run and why. */
+async function contendersOf(
+  name: TreeName,
+  tree: Tree,
+  ctx: Context,
+): Promise<{ run: Contender[]; skipped: Skipped[] }> {
+  const run: Contender[] = [];
+  const skipped: Skipped[] = [];
+  for (const mode of name === "single" ? ["md5"] as const : ["md5", "bytes"] as const) {
+    const tool = toolContender(tree, mode);
+    const refusal = await toolRefusal(join(ctx.work, "probe"), tree, { verify_mode: mode });
+    if (refusal === null) run.push(tool);
+    else if (mode === "md5") throw new ToolRefusedError(mode, refusal);
+    else skipped.push({ ...tool, why: `the tool refuses verify_mode: ${mode} (${refusal})` });
+  }
+  run.push(name === "single" ? md5sumContender(tree) : md5sumCpContender(tree), cpContender(tree));
+  const mfu = ctx.mfu;
+  for (const drop of [false, true]) {
+    if ("missing" in mfu) skipped.push({ ...dcpDcmpNames(drop), why: mfu.missing });
+    else if (drop && ctx.dropNote !== null) {
+      skipped.push({ ...dcpDcmpNames(drop), why: `cannot drop the page cache: ${ctx.dropNote}` });
+    } else run.push(dcpDcmpContender(tree, mfu, drop));
+  }
+  return { run, skipped };
+}
+
+function describe(tree: Tree, about: string): string {
+  const succ = tree.files.filter((f) => f.kind === "successes").map((f) => f.bytes)
+    .sort((a, b) => a - b);
+  const sizes = succ.length === 1
+    ? `1 successes file of ${formatBytes(succ[0])}`
+    : `${succ.length} successes files of ${formatBytes(succ[0])} to ` +
+      `${formatBytes(succ[succ.length - 1])} (median ${formatBytes(median(succ))})`;
+  const errors = tree.files.length - succ.length;
+  return `${about}: ${sizes} and ${errors} errors file${errors === 1 ? "" : "s"}`;
+}
+
+async function benchTree(name: TreeName, ctx: Context): Promise<TreeResult> {
+  const { spec, about } = TREES[ctx.quick ? "quick" : "full"][name];
+  const tree = await ensureTree(join(ctx.out, "trees", name), spec, ctx.regen);
+  const description = describe(tree, about);
+  log(
+    `${name} tree: ${tree.files.length} files, ${formatBytes(tree.bytes)}; ${description}` +
+      (tree.generatedSeconds > 0 ? ` (generated in ${tree.generatedSeconds.toFixed(0)} s)` : ""),
+  );
+  const { run, skipped } = await contendersOf(name, tree, ctx);
+  for (const c of skipped) log(`${name} tree: ${c.short} skipped: ${c.why}`);
+
+  const runs = new Map<ContenderId, RunRecord[]>(run.map((c) => [c.id, []]));
+  for (let round = 0; round < ctx.rounds; round++) {
+    for (let k = 0; k < run.length; k++) {
+      const c = run[(k + round) % run.length];
+      const dir = join(ctx.work, `${name}-${c.id}-r${round + 1}`);
+      await rm(dir);
+      await Deno.mkdir(dir, { recursive: true });
+      const prepared = await c.prepare(dir);
+      if (ctx.dropNote === null) await coldStart(c.warm);
+      const m = await measure(prepared.steps, ctx.device);
+      const invalid = await prepared.check(m.steps);
+      const record = runRecord(round + 1, m, invalid);
+      runs.get(c.id)!.push(record);
+      const reads = m.deviceReadBytes === null ? null : m.deviceReadBytes / tree.bytes;
+      log(
+        `${name} round ${round + 1}/${ctx.rounds}: ${c.short} ${m.seconds.toFixed(2)} s, ` +
+          `${fmt(reads)} device reads/byte, ${fmt(m.cpuSeconds / (tree.bytes / 1024 ** 3))} ` +
+          `CPU s/GiB` + (invalid === null ? "" : `; INVALID, left out: ${invalid}`),
+      );
+      await rm(dir);
+    }
+  }
+
+  log(`${name} tree: counting the tool's path-based metadata calls under strace (untimed)`);
+  const pathCalls = await measurePathCalls(join(ctx.work, `${name}-strace`), tree);
+  log(`${name} tree: ${pathCalls.perFile.toFixed(1)} path-based metadata calls per file`);
+
+  const contenders: Record<string, ContenderFigures> = {};
+  for (const c of run) contenders[c.id] = contenderFigures(c, runs.get(c.id)!, tree.bytes);
+  for (const c of skipped) contenders[c.id] = skippedFigures(c, c.why);
+  const ordered = Object.fromEntries(
+    Object.entries(contenders).sort(([a], [b]) => order(a) - order(b)),
+  );
+  const ratios = ratiosOf(ordered);
+  const figures = { contenders: ordered, ratios, pathCalls };
+  const sizes = tree.files.map((f) => f.bytes);
   return {
-    smallest: Math.min(...all),
-    largest: Math.max(...all),
-    successesSpread: Math.max(...succ) / Math.min(...succ),
+    name,
+    path: tree.images,
+    files: tree.files.length,
+    bytes: tree.bytes,
+    smallestBytes: Math.min(...sizes),
+    largestBytes: Math.max(...sizes),
+    description,
+    floor: "cp",
+    ...figures,
+    targets: targetsFor(name, figures),
   };
+}
+
+const REPORT_ORDER: ContenderId[] = [
+  "tool-md5",
+  "tool-bytes",
+  "md5sum-cp",
+  "md5sum",
+  "cp",
+  "dcp-dcmp",
+  "dcp-drop-dcmp",
+];
+
+function order(id: string): number {
+  return REPORT_ORDER.indexOf(id as ContenderId);
+}
+
+function parseTrees(value: string | boolean | undefined): TreeName[] {
+  if (value === undefined) return [...TREE_NAMES];
+  const names = String(value).split(",").map((s) => s.trim()).filter(Boolean);
+  const bad = names.find((n) => !TREE_NAMES.includes(n as TreeName));
+  if (bad !== undefined || names.length === 0) {
+    throw new UsageError(
+      `${NAME}: --tree takes ${TREE_NAMES.join(", ")} or a comma list of them, got ` +
+        JSON.stringify(bad ?? value),
+    );
+  }
+  return TREE_NAMES.filter((n) => names.includes(n));
 }
 
 async function main(): Promise<number> {
   const cmd = parseCommand(
     NAME,
-    "Benchmarks the tool (md5 and bytes modes, 2 ranks under mpirun.mpich) against\n" +
-      "md5sum/cp over xargs -P 2 and the machine's floor; writes <out>/bench.json.",
+    "Benchmarks the tool (md5 and bytes modes, 2 ranks under mpirun.mpich) against md5sum/cp,\n" +
+      "cp -r && sync and mpiFileUtils dcp+dcmp on three trees; writes <out>/bench.json.",
     {
-      quick: { type: "boolean", help: "tiny trees, one round (smoke test, < 60 s)" },
+      quick: { type: "boolean", help: "tiny trees, one round (smoke test)" },
+      tree: {
+        type: "string",
+        value: "T[,T]",
+        help: `trees to run: ${TREE_NAMES.join(", ")} (default all)`,
+      },
       rounds: { type: "string", value: "N", help: "rounds of alternating contenders (default 3)" },
       out: { type: "string", value: "DIR", help: "output folder (default <repo>/bench_out)" },
-      sweep: {
-        type: "boolean",
-        help: "also time buffer_size, files_in_flight and drop_cache variants",
+      mfu: {
+        type: "string",
+        value: "PREFIX",
+        help: "look for dcp and dcmp only in PREFIX/bin (default PATH, then /opt/mfu/bin)",
       },
       regen: { type: "boolean", help: "regenerate the trees even when they can be reused" },
       "no-drop-cache": { type: "boolean", help: "do not drop the page cache between runs" },
     },
   );
   const v = cmd.values;
+  if (cmd.positionals.length > 0) {
+    throw new UsageError(`${NAME}: unexpected argument ${JSON.stringify(cmd.positionals[0])}`);
+  }
   const quick = v.quick === true;
   const rounds = v.rounds === undefined ? (quick ? 1 : 3) : Number(v.rounds);
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
     throw new UsageError(`${NAME}: --rounds must be a whole number from 1 to 20`);
   }
+  const trees = parseTrees(v.tree);
   const out = typeof v.out === "string" ? v.out : join(REPO, "bench_out");
-  const spec = SPECS[quick ? "quick" : "full"];
   const work = join(out, "work");
   await rm(work);
   await Deno.mkdir(work, { recursive: true });
   const startedAt = new Date().toISOString();
 
-  let dropNote: string | null = v["no-drop-cache"] ? "disabled by --no-drop-cache" : null;
-  if (dropNote === null) dropNote = await dropCaches();
-  const canDrop = dropNote === null;
-  log(
-    canDrop
-      ? "page cache: dropped before every timed run (echo 3 > /proc/sys/vm/drop_caches)"
-      : `page cache: cannot drop (${dropNote}); all contenders read from the page cache alike`,
-  );
-  const deno = Deno.execPath();
-  // Source data cold, programs warm: after dropping the cache, load every program once so
-  // that no contender pays for reading its own executable (deno is ~100 MB) from storage.
-  const warm = [
-    ...["filter", "schedule", "run"].map((
-      p,
-    ) => [deno, "run", "-A", join(REPO, `phases/${p}.ts`), "--help"]),
-    ["mpirun.mpich", "-n", "2", deno, "eval", "0"],
-    ["md5sum", "--version"],
-    ["cp", "--version"],
-    ["openssl", "version"],
-    ["dd", "--version"],
-    ["xargs", "--version"],
-  ];
-  const cold = async () => {
-    if (!canDrop) return;
-    await dropCaches();
-    for (const [c, ...args] of warm) await timed(c, args);
-  };
-
-  log(`tree: ${join(out, "trees", "main")}`);
-  const tree = await ensureTree(join(out, "trees", "main"), spec.main, v.regen === true);
-  const spread = spreadOf(tree);
-  log(
-    `tree: ${tree.files.length} files, ${formatBytes(tree.bytes)}, ` +
-      `${formatBytes(spread.smallest)} to ${formatBytes(spread.largest)}` +
-      (tree.generatedSeconds > 0 ? ` (generated in ${tree.generatedSeconds.toFixed(1)} s)` : ""),
-  );
-
-  // ---- Alternating rounds ---------------------------------------------------------------
-  const md5Runs: ToolRun[] = [];
-  const bytesRuns: ToolRun[] = [];
-  const noopSeconds: number[] = [];
-  const std: { seconds: number; syncedSeconds: number }[] = [];
-  const floors: { md5Seconds: number; ddSeconds: number; floorSeconds: number }[] = [];
-  const order = ["tool-md5", "tool-bytes", "standard", "floor"] as const;
-  for (let round = 0; round < rounds; round++) {
-    for (let k = 0; k < order.length; k++) {
-      const which = order[(k + round) % order.length];
-      const dir = join(work, `${which}-r${round}`);
-      await cold();
-      if (which === "tool-md5" || which === "tool-bytes") {
-        const mode = which === "tool-md5" ? "md5" : "bytes";
-        const ws = await makeWorkspace(dir, tree.images, { verify_mode: mode });
-        const run = await runTool(ws);
-        expectDone(run, tree.files.length, 0, which);
-        (mode === "md5" ? md5Runs : bytesRuns).push(run);
-        log(
-          `round ${round + 1}: ${which} ${run.totalSeconds.toFixed(2)} s (run phase ` +
-            `${run.runSeconds.toFixed(2)} s, ${run.summary.readsPerByte.toFixed(2)} reads/byte)`,
-        );
-        if (mode === "md5") {
-          const noop = await runTool(ws, { plan: false });
-          expectDone(noop, 0, tree.files.length, "no-op run");
-          noopSeconds.push(noop.runSeconds);
-          log(`round ${round + 1}: no-op run ${noop.runSeconds.toFixed(2)} s`);
-        }
-      } else if (which === "standard") {
-        const r = await runStandard(tree, dir);
-        std.push(r);
-        log(
-          `round ${round + 1}: md5sum/cp/md5sum over xargs -P 2 ${r.seconds.toFixed(2)} s ` +
-            `(${r.syncedSeconds.toFixed(2)} s with the final sync)`,
-        );
-      } else {
-        const r = await runFloor(tree, dir);
-        floors.push(r);
-        log(
-          `round ${round + 1}: floor ${r.floorSeconds.toFixed(2)} s (openssl md5 ` +
-            `${r.md5Seconds.toFixed(2)} s, dd ${r.ddSeconds.toFixed(2)} s)`,
-        );
-      }
-      await rm(dir);
-    }
-  }
-
-  // ---- Startup of Deno under mpirun --------------------------------------------------------
-  const startup = {
-    mpirunTrue: [] as number[],
-    mpirunDenoEval: [] as number[],
-    deno: [] as number[],
-  };
-  for (let i = 0; i < 3; i++) {
-    startup.mpirunTrue.push((await timed("mpirun.mpich", ["-n", "2", "true"])).seconds);
-    startup.mpirunDenoEval.push(
-      (await timed("mpirun.mpich", ["-n", "2", deno, "eval", "0"])).seconds,
-    );
-    startup.deno.push((await timed(deno, ["eval", "0"])).seconds);
-  }
-
-  // ---- Peak RSS with a 3 GiB file ----------------------------------------------------------
-  log(`big tree: ${join(out, "trees", "big")}`);
-  const big = await ensureTree(join(out, "trees", "big"), spec.big, v.regen === true);
-  log(
-    `big tree: largest file ${formatBytes(Math.max(...big.files.map((f) => f.bytes)))}`,
-  );
-  const bigWs = await makeWorkspace(join(work, "big"), big.images, { verify_mode: "md5" });
-  await cold();
-  const bigRun = await runTool(bigWs);
-  expectDone(bigRun, big.files.length, 0, "3 GiB run");
-  await rm(bigWs.dir);
-  log(
-    `big tree: ${bigRun.totalSeconds.toFixed(2)} s, peak RSS per rank ` +
-      `${peakRss([bigRun]).join(" / ")} MiB`,
-  );
-
-  // ---- Incremental ---------------------------------------------------------------------
-  const partitions = await listPartitions(tree.images);
-  const nNew = Math.max(1, Math.round(partitions.length / 10));
-  const fresh = Array.from(
-    { length: nNew },
-    (_, i) => partitions[Math.floor(((i + 0.5) * partitions.length) / nNew)],
-  );
-  const incWs = await makeWorkspace(join(work, "incremental"), tree.images, { verify_mode: "md5" });
-  let first: ToolRun;
-  const newFiles = tree.files.filter((f) => fresh.some((p) => f.path.startsWith(p + "/"))).length;
+  let device: BlockDevice | null = null;
+  let deviceNote: string | null = null;
   try {
-    for (const p of fresh) await Deno.remove(join(p, "completed"));
-    await cold();
-    first = await runTool(incWs);
-    expectDone(first, tree.files.length - newFiles, 0, "incremental, first run");
-  } finally {
-    for (const p of fresh) await Deno.writeFile(join(p, "completed"), new Uint8Array());
+    device = await blockDeviceOf(work);
+    log(
+      `device reads: /proc/diskstats of ${device.name} (${device.source} on ${device.mountPoint})`,
+    );
+  } catch (err) {
+    if (!(err instanceof NoBlockDeviceError)) throw err;
+    deviceNote = err.message;
+    log(deviceNote);
   }
-  await cold();
-  const second = await runTool(incWs);
-  expectDone(second, newFiles, tree.files.length - newFiles, "incremental, second run");
-  await rm(incWs.dir);
+  const dropNote = v["no-drop-cache"] ? "disabled by --no-drop-cache" : await dropCaches();
   log(
-    `incremental: first ${first.totalSeconds.toFixed(2)} s (${first.summary.done} files), ` +
-      `second ${second.totalSeconds.toFixed(2)} s (${second.summary.done} new files)`,
+    dropNote === null
+      ? "page cache: dropped before every timed run (echo 3 > /proc/sys/vm/drop_caches)"
+      : `page cache: not dropped (${dropNote}); every contender may read from the page cache`,
+  );
+  const mfu = await findMpiFileUtils(typeof v.mfu === "string" ? { prefix: v.mfu } : {});
+  log(
+    "missing" in mfu
+      ? `${mfu.missing}; its contenders are skipped`
+      : `mpiFileUtils: ${mfu.dcp}, ${mfu.dcmp}`,
   );
 
-  // ---- Optional sweep of settings --------------------------------------------------------
-  const sweep: Array<{ name: string; settings: Record<string, unknown>; runSeconds: number[] }> =
-    [];
-  if (v.sweep) {
-    const variants: Array<[string, Record<string, unknown>]> = [
-      ["default (8MiB x4, 2 in flight, drop on)", {}],
-      ["buffer_size 1MiB", { buffer_size: "1MiB" }],
-      ["buffer_size 4MiB", { buffer_size: "4MiB" }],
-      ["buffer_size 16MiB", { buffer_size: "16MiB" }],
-      ["files_in_flight 1", { files_in_flight: 1 }],
-      ["files_in_flight 4", { files_in_flight: 4 }],
-      ["drop_cache off", { drop_cache: false }],
-      ["libcrypto, 4 in flight, 2MiB x3", {
-        md5_engine: "libcrypto",
-        files_in_flight: 4,
-        buffer_size: "2MiB",
-        buffers: 3,
-      }],
-      ["wasm-simd, 4 in flight, 2MiB x3", {
-        md5_engine: "wasm-simd",
-        files_in_flight: 4,
-        buffer_size: "2MiB",
-        buffers: 3,
-      }],
-      ["wasm-simd, 8 in flight, 2MiB x3", {
-        md5_engine: "wasm-simd",
-        files_in_flight: 8,
-        buffer_size: "2MiB",
-        buffers: 3,
-      }],
-    ];
-    for (const [name, settings] of variants) sweep.push({ name, settings, runSeconds: [] });
-    const sweepRounds = quick ? 1 : 2;
-    for (let round = 0; round < sweepRounds; round++) {
-      for (let k = 0; k < variants.length; k++) {
-        const entry = sweep[(k + round) % variants.length];
-        const ws = await makeWorkspace(join(work, `sweep-${k}`), tree.images, {
-          verify_mode: "md5",
-          ...entry.settings,
-        });
-        await cold();
-        const run = await runTool(ws);
-        expectDone(run, tree.files.length, 0, `sweep ${entry.name}`);
-        entry.runSeconds.push(run.runSeconds);
-        log(`sweep round ${round + 1}: ${entry.name}: run phase ${run.runSeconds.toFixed(2)} s`);
-        await rm(ws.dir);
-      }
-    }
-  }
+  const ctx: Context = { quick, rounds, regen: v.regen === true, out, work, device, dropNote, mfu };
+  const results: Partial<Record<TreeName, TreeResult>> = {};
+  for (const name of trees) results[name] = await benchTree(name, ctx);
   await rm(work);
 
-  // ---- Results -----------------------------------------------------------------------------
-  const md5 = figures(md5Runs);
-  const bytes = figures(bytesRuns);
-  const stdMedian = median(std.map((s) => s.syncedSeconds));
-  const stdNoSync = median(std.map((s) => s.seconds));
-  const floor = median(floors.map((f) => f.floorSeconds));
-  const noop = median(noopSeconds);
-  const bigRss = peakRss([bigRun]);
-  const ratios = {
-    md5SpeedupVsStandard: ratio(stdMedian, md5.medianSeconds),
-    bytesSpeedupVsStandard: ratio(stdMedian, bytes.medianSeconds),
-    md5SpeedupVsStandardNoSync: ratio(stdNoSync, md5.medianSeconds),
-    bytesSpeedupVsStandardNoSync: ratio(stdNoSync, bytes.medianSeconds),
-    md5OverFloor: ratio(md5.medianSeconds, floor),
-    bytesOverFloor: ratio(bytes.medianSeconds, floor),
-    md5RunPhaseOverFloor: ratio(md5.medianPhases.run, floor),
-    standardOverFloor: ratio(stdMedian, floor),
-  };
-  const targets: Target[] = [
-    {
-      name: "md5 mode vs (b)",
-      target: ">= 1.25x faster",
-      value: ratios.md5SpeedupVsStandard,
-      met: ratios.md5SpeedupVsStandard >= 1.25,
-    },
-    {
-      name: "bytes mode vs (b)",
-      target: ">= 1.5x faster",
-      value: ratios.bytesSpeedupVsStandard,
-      met: ratios.bytesSpeedupVsStandard >= 1.5,
-    },
-    {
-      name: "md5 mode vs floor (c)",
-      target: "<= 1.3x the floor",
-      value: ratios.md5OverFloor,
-      met: ratios.md5OverFloor <= 1.3,
-    },
-    {
-      name: "peak RSS per rank, 3 GiB file",
-      target: "< 150 MiB",
-      value: Math.max(...bigRss),
-      met: Math.max(...bigRss) < 150,
-    },
-    { name: "no-op run, 2 ranks", target: "< 1 s", value: noop, met: noop < 1 },
-    {
-      name: "reads per byte, md5 mode (runner)",
-      target: "2.0",
-      value: md5.readsPerByte.summary,
-      met: Math.abs(md5.readsPerByte.summary - 2) < 0.05,
-    },
-  ];
   const result = {
-    version: 1,
+    version: 2,
     quick,
     rounds,
+    trees,
     startedAt,
     finishedAt: new Date().toISOString(),
     command: ["deno", "task", "bench", ...Deno.args].join(" "),
     machine: {
       cores: navigator.hardwareConcurrency,
       ranks: RANKS,
-      pageCacheDropped: canDrop,
-      pageCacheNote: dropNote,
+      launcher: MPIRUN,
       deno: Deno.version.deno,
+      pageCacheDropped: dropNote === null,
+      pageCacheNote: dropNote,
+      device,
+      deviceNote,
+      mpiFileUtils: "missing" in mfu ? null : mfu,
+      mpiFileUtilsNote: "missing" in mfu ? mfu.missing : null,
     },
-    tree: {
-      path: tree.images,
-      spec: spec.main,
-      files: tree.files.length,
-      bytes: tree.bytes,
-      smallestBytes: spread.smallest,
-      largestBytes: spread.largest,
-      successesSpread: spread.successesSpread,
-    },
-    contenders: {
-      toolMd5: md5,
-      toolBytes: bytes,
-      standard: {
-        syncedSeconds: std.map((s) => s.syncedSeconds),
-        seconds: std.map((s) => s.seconds),
-        medianSeconds: stdMedian,
-        medianSecondsNoSync: stdNoSync,
-      },
-      floor: {
-        md5Seconds: floors.map((f) => f.md5Seconds),
-        ddSeconds: floors.map((f) => f.ddSeconds),
-        floorSeconds: floors.map((f) => f.floorSeconds),
-        medianSeconds: floor,
-      },
-    },
-    ratios,
-    noop: {
-      runSeconds: noopSeconds,
-      medianSeconds: noop,
-      mpirunTrueMedianSeconds: median(startup.mpirunTrue),
-      mpirunDenoEvalMedianSeconds: median(startup.mpirunDenoEval),
-      denoEvalMedianSeconds: median(startup.deno),
-    },
-    memory: {
-      largestFileBytes: Math.max(...big.files.map((f) => f.bytes)),
-      peakRssMiBPerRank: bigRss,
-      runSeconds: bigRun.runSeconds,
-      readsPerByte: readsOf([bigRun]),
-    },
-    incremental: {
-      newPartitions: fresh.length,
-      firstSeconds: first.totalSeconds,
-      firstFiles: first.summary.done,
-      secondSeconds: second.totalSeconds,
-      secondFiles: second.summary.done,
-      secondSkipped: second.summary.skipped,
-      movedOnlyNew: second.summary.done === newFiles,
-    },
-    sweep: sweep.map((s) => ({ ...s, medianRunSeconds: median(s.runSeconds) })),
-    targets,
+    results,
+    targets: Object.values(results).flatMap((r) => r.targets),
   };
-  await Deno.mkdir(out, { recursive: true });
   const jsonPath = join(out, "bench.json");
   await Deno.writeTextFile(jsonPath, JSON.stringify(result, null, 2) + "\n");
-  console.log(report(result));
-  console.log(`\nbench: figures in ${jsonPath}`);
+  const text = Object.values(results).map((r) => formatTree(r, rounds));
+  console.log(text.join("\n\n"));
+  console.log(
+    `\nbench: reads/byte: from /proc/diskstats of the device, any process (least over the ` +
+      `rounds) / from the contender's own processes (ru_inblock); CPU: user+sys of every ` +
+      `process of the run; peak RSS: its largest process; figures in ${jsonPath}`,
+  );
   return 0;
-}
-
-type Result = {
-  tree: { files: number; bytes: number; smallestBytes: number; largestBytes: number };
-  rounds: number;
-  machine: { pageCacheDropped: boolean; pageCacheNote: string | null };
-  contenders: {
-    toolMd5: ToolFigures;
-    toolBytes: ToolFigures;
-    standard: { medianSeconds: number; medianSecondsNoSync: number };
-    floor: { medianSeconds: number; md5Seconds: number[]; ddSeconds: number[] };
-  };
-  ratios: Record<string, number>;
-  noop: Record<string, number | number[]>;
-  memory: { largestFileBytes: number; peakRssMiBPerRank: number[]; runSeconds: number };
-  incremental: {
-    firstSeconds: number;
-    firstFiles: number;
-    secondSeconds: number;
-    secondFiles: number;
-    movedOnlyNew: boolean;
-  };
-  sweep: Array<{ name: string; medianRunSeconds: number }>;
-  targets: Target[];
-};
-
-function report(r: Result): string {
-  const f = (n: number, d = 2) => Number.isFinite(n) ? n.toFixed(d) : "n/a";
-  const c = r.contenders;
-  const row = (name: string, t: ToolFigures) =>
-    `| ${name} | ${f(t.medianSeconds)} | ${f(t.medianPhases.filter)} / ${
-      f(t.medianPhases.schedule)
-    } / ${f(t.medianPhases.run)} | ${f(c.standard.medianSeconds / t.medianSeconds)}x | ${
-      f(t.medianSeconds / c.floor.medianSeconds)
-    }x | ${f(t.readsPerByte.summary)} / ${f(t.readsPerByte.procRchar)} / ${
-      f(t.readsPerByte.procReadBytes)
-    } | ${t.peakRssMiBPerRank.join(" / ")} |`;
-  const lines = [
-    `tree: ${r.tree.files} files, ${formatBytes(r.tree.bytes)} (${
-      formatBytes(r.tree.smallestBytes)
-    }` +
-    ` to ${formatBytes(r.tree.largestBytes)}); ${r.rounds} round(s), medians; page cache ` +
-    (r.machine.pageCacheDropped
-      ? "dropped before each run"
-      : `not dropped: ${r.machine.pageCacheNote}`),
-    "",
-    "| contender | median s | filter / schedule / run s | (b) / this | this / (c) | reads/byte runner / rchar / read_bytes | peak RSS MiB per rank |",
-    "| --- | --- | --- | --- | --- | --- | --- |",
-    row("(a) tool, md5", c.toolMd5),
-    row("(a) tool, bytes", c.toolBytes),
-    `| (b) md5sum+cp+md5sum, xargs -P 2, + sync | ${f(c.standard.medianSeconds)} (${
-      f(c.standard.medianSecondsNoSync)
-    } without sync) | | 1.00x | ${f(c.standard.medianSeconds / c.floor.medianSeconds)}x | | |`,
-    `| (c) floor = max(openssl md5 x2 / 2 cores, dd) | ${f(c.floor.medianSeconds)} (md5 ${
-      f(median(c.floor.md5Seconds))
-    }, dd ${f(median(c.floor.ddSeconds))}) | | | 1.00x | | |`,
-    "",
-    `no-op run (run phase, 2 ranks): ${f(r.noop.medianSeconds as number)} s; mpirun -n 2 true ` +
-    `${f(r.noop.mpirunTrueMedianSeconds as number)} s; mpirun -n 2 deno eval ` +
-    `${f(r.noop.mpirunDenoEvalMedianSeconds as number)} s; deno eval ` +
-    `${f(r.noop.denoEvalMedianSeconds as number)} s`,
-    `3 GiB file: ${formatBytes(r.memory.largestFileBytes)}, peak RSS per rank ` +
-    `${r.memory.peakRssMiBPerRank.join(" / ")} MiB, run phase ${f(r.memory.runSeconds)} s`,
-    `incremental: first ${f(r.incremental.firstSeconds)} s (${r.incremental.firstFiles} files), ` +
-    `second ${f(r.incremental.secondSeconds)} s (${r.incremental.secondFiles} files, only new: ` +
-    `${r.incremental.movedOnlyNew})`,
-  ];
-  if (r.sweep.length > 0) {
-    lines.push("", "| sweep variant (md5) | median run phase s |", "| --- | --- |");
-    for (const s of r.sweep) lines.push(`| ${s.name} | ${f(s.medianRunSeconds)} |`);
-  }
-  lines.push("", "| target | wanted | measured | met |", "| --- | --- | --- | --- |");
-  for (const t of r.targets) {
-    lines.push(`| ${t.name} | ${t.target} | ${f(t.value)} | ${t.met ? "yes" : "NO"} |`);
-  }
-  return lines.join("\n");
 }
 
 if (import.meta.main) await runMain(main);

@@ -4,7 +4,7 @@
  * phases of `timingsMs` (copy = read+hash+write, sync, dropCache, verify).
  *
  * ```sh
- * deno run -A tools/bench/profile.ts --tree bench_out/trees/main --dst /tmp/p \
+ * deno run -A tools/bench/profile.ts --tree bench_out/trees/small --dst /tmp/p \
  *   [--verify md5|bytes] [--buffer-mib 8] [--buffers 4] [--in-flight 2] [--no-drop] \
  *   [--engine wasm-simd|libcrypto|node] [--share 2]
  * ```

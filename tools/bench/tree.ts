@@ -1,6 +1,6 @@
 /**
- * Trees and workspaces of the benchmark: generates (or reuses) downloader trees with
- * `tools/gen.ts`, lists the files a transfer moves, and writes per-run configs.
+ * Trees and workspaces of the benchmark: generates (or reuses) downloader trees with one or
+ * more runs of `tools/gen.ts`, lists the files a transfer moves, and writes per-run configs.
  * @module
  */
 
@@ -11,8 +11,14 @@ import { timed } from "./proc.ts";
 /** Root of the repository. */
 export const REPO: string = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
-/** Arguments of `tools/gen.ts` that define a tree. */
-export interface TreeSpec {
+/** The trees of the benchmark: many small files, real-size files, one large file. */
+export type TreeName = "small" | "large" | "single";
+
+/** Every tree, in the order the benchmark runs them. */
+export const TREE_NAMES: readonly TreeName[] = ["small", "large", "single"];
+
+/** One run of `tools/gen.ts`: its arguments that define a tree. */
+export interface GenPart {
   /** Servers. */
   servers: number;
   /** Partitions per server. */
@@ -25,6 +31,16 @@ export interface TreeSpec {
   sizeSpread: boolean;
   /** PRNG seed. */
   seed: number;
+}
+
+/**
+ * A tree made of one or more generator runs. The partitions of later runs are renumbered after
+ * those of earlier runs of the same server, so that runs with different `rows` give one tree
+ * with the file sizes wanted.
+ */
+export interface TreeSpec {
+  /** Generator runs, in order. */
+  parts: GenPart[];
 }
 
 /** One file a transfer of the tree moves. */
@@ -53,7 +69,7 @@ export interface Tree {
   generatedSeconds: number;
 }
 
-function genArgs(spec: TreeSpec, out: string): string[] {
+function genArgs(part: GenPart, out: string): string[] {
   const args = [
     "run",
     "-A",
@@ -61,44 +77,73 @@ function genArgs(spec: TreeSpec, out: string): string[] {
     "--out",
     out,
     "--servers",
-    String(spec.servers),
+    String(part.servers),
     "--partitions",
-    String(spec.partitions),
+    String(part.partitions),
     "--rows",
-    String(spec.rows),
+    String(part.rows),
     "--image-bytes",
-    String(spec.imageBytes),
+    String(part.imageBytes),
     "--seed",
-    String(spec.seed),
+    String(part.seed),
     "--incomplete",
     "0",
     "--quiet",
   ];
-  if (spec.sizeSpread) args.push("--size-spread");
+  if (part.sizeSpread) args.push("--size-spread");
   return args;
 }
 
+/** Generates the parts of `spec` two at a time (one per core) into `<dir>.parts/<k>`. */
+async function generateParts(dir: string, spec: TreeSpec): Promise<string[]> {
+  const outs = spec.parts.map((_, k) => join(`${dir}.parts`, String(k)));
+  let next = 0;
+  const worker = async () => {
+    while (next < spec.parts.length) {
+      const k = next++;
+      await timed(Deno.execPath(), genArgs(spec.parts[k], outs[k]));
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  return outs;
+}
+
+/** Moves the partitions of every generated part into `dir`, numbering them part after part. */
+async function mergeParts(dir: string, outs: string[]): Promise<void> {
+  const offsets = new Map<string, number>();
+  for (const out of outs) {
+    for (const partition of await listPartitions(out)) {
+      const parts = partition.split("/");
+      const server = parts[parts.length - 2];
+      const id = offsets.get(server) ?? 0;
+      offsets.set(server, id + 1);
+      await Deno.mkdir(join(dir, server), { recursive: true });
+      await Deno.rename(partition, join(dir, server, `partition_id=${id}`));
+    }
+  }
+}
+
 /**
- * Returns the tree `dir`, generating it unless a tree with the same spec is already there
- * (the spec is kept in `<dir>.spec.json`; the generator is deterministic). Every partition is
- * completed; the incremental scenario removes and restores markers itself.
+ * Returns the tree `dir`, generating it unless a tree of the same spec is already there (the
+ * spec is kept in `<dir>.spec.json`; the generator is deterministic). Every partition is
+ * completed.
  */
 export async function ensureTree(dir: string, spec: TreeSpec, regen = false): Promise<Tree> {
   const specPath = `${dir}.spec.json`;
   const wanted = JSON.stringify(spec);
-  let have: string | null = null;
-  try {
-    have = await Deno.readTextFile(specPath);
-  } catch {
-    have = null;
-  }
+  const have = await Deno.readTextFile(specPath).catch(() => null);
   let generatedSeconds = 0;
   if (regen || have !== wanted) {
+    const started = performance.now();
     await Deno.remove(specPath).catch(() => {});
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    const r = await timed(Deno.execPath(), genArgs(spec, dir));
-    generatedSeconds = r.seconds;
+    for (const path of [dir, `${dir}.parts`]) {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    }
+    const outs = await generateParts(dir, spec);
+    await mergeParts(dir, outs);
+    await Deno.remove(`${dir}.parts`, { recursive: true });
     await Deno.writeTextFile(specPath, wanted);
+    generatedSeconds = (performance.now() - started) / 1000;
   }
   const files = await listTreeFiles(dir);
   return {
@@ -109,8 +154,8 @@ export async function ensureTree(dir: string, spec: TreeSpec, regen = false): Pr
   };
 }
 
-/** Lists `successes.parquet` and `errors.parquet` of every partition, completed or not. */
-export async function listPartitions(images: string): Promise<string[]> {
+/** Lists the `partition_id=<P>` folders of every server of a tree, completed or not. */
+async function listPartitions(images: string): Promise<string[]> {
   const out: string[] = [];
   for await (const s of Deno.readDir(images)) {
     if (!s.isDirectory || !s.name.startsWith("server_name=")) continue;
