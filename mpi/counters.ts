@@ -4,27 +4,27 @@
  * live in a one-sided window ({@linkcode WindowCounters}); in a single process, in memory
  * ({@linkcode LocalCounters}), with the same behaviour.
  *
- * Passive-target progress: with some transports (Open MPI's `pt2pt` and `rdma` window
- * components, MPICH between nodes without hardware atomics) an operation on a rank completes
- * only when that rank enters MPI. A rank whose JavaScript is awaiting I/O never does, so every
- * rank holding a window pokes MPI's progress engine (`MPI_Iprobe`) from a timer while the window
- * exists: the timer runs only when the event loop is free, costs one cheap call per interval,
- * and never keeps the process alive.
+ * Passive-target progress: with some transports (MPICH 4 ch4:ucx even within one node, Open
+ * MPI's `pt2pt` and `ucx` window components, any MPI without hardware atomics between nodes)
+ * an operation on a rank completes only when that rank enters MPI. A rank whose JavaScript is
+ * awaiting I/O never does, so every rank holding a window pokes MPI's progress engine
+ * (`MPI_Iprobe`) from a timer while the window exists: the timer runs whenever the event loop
+ * is free, costs about what an empty timer costs, and never keeps the process alive.
  * @module
  */
 
 import { MpiError } from "./errors.ts";
-import type { Int64Window, RmaBinding } from "./rma_binding.ts";
+import type { AccumulateOp, Int64Window, RmaBinding } from "./rma_binding.ts";
 
 /** Default interval of the progress poke of {@linkcode WindowCounters}, in ms. */
-export const DEFAULT_PROGRESS_INTERVAL_MS = 5;
+export const DEFAULT_PROGRESS_INTERVAL_MS = 10;
 
 /** Options of `Comm.allocateCounters`. */
 export interface CountersOptions {
   /**
    * Interval of the progress poke in ms (default {@linkcode DEFAULT_PROGRESS_INTERVAL_MS});
-   * `0` turns it off. The longest an operation on a rank whose event loop is free may wait
-   * for that rank.
+   * `0` turns it off. How often a rank whose event loop is free serves the operations other
+   * ranks aim at it (one operation may need a few rounds).
    */
   progressIntervalMs?: number;
 }
@@ -32,26 +32,29 @@ export interface CountersOptions {
 /**
  * `length` atomic int64 counters on each of `ranks` ranks, all 0 at first. Every operation is
  * atomic with respect to every other operation on the same counter, whichever ranks issue
- * them, and completes before it returns. Values are JavaScript safe integers.
+ * them. Operations are awaited: while one waits for its target, this rank's event loop runs on
+ * (under MPI it polls `MPI_Testall`, sleeping between polls, never spinning). Values are
+ * JavaScript safe integers.
  */
 export interface Counters {
   /** Number of ranks (each owns `length` counters). */
   readonly ranks: number;
   /** Counters per rank. */
   readonly length: number;
-  /** Adds `value` to counter `index` of `rank` and returns the value it had before. */
-  fetchAdd(rank: number, index: number, value: number): number;
+  /** Adds `value` to counter `index` of `rank`; resolves to the value it had before. */
+  fetchAdd(rank: number, index: number, value: number): Promise<number>;
   /** The value of counter `index` of `rank`, read atomically. */
-  read(rank: number, index: number): number;
+  read(rank: number, index: number): Promise<number>;
   /**
    * Counter `index` of every rank, in rank order. Each value is read atomically; the reads
    * are issued together, so they are not one snapshot of all ranks.
    */
-  readAll(index: number): number[];
+  readAll(index: number): Promise<number[]>;
   /**
-   * Collective: every rank calls it once, when no rank will touch the counters again; it
-   * returns once all have (under MPICH the wait spins: call it when the ranks are known to be
-   * done). Any later call throws {@linkcode MpiError}.
+   * Collective: every rank calls it once, when no rank will touch the counters again and none
+   * of its operations is pending; it returns once all ranks have called it (under MPICH the
+   * wait spins: call it when the ranks are known to be done). Any later call throws
+   * {@linkcode MpiError}.
    */
   free(): void;
 }
@@ -113,26 +116,34 @@ export class LocalCounters implements Counters {
     return this.#values;
   }
 
-  /** Adds `value` to counter `index` and returns its previous value. */
-  fetchAdd(rank: number, index: number, value: number): number {
-    const values = this.#live();
-    checkSlot(this, rank, index);
-    checkValue(value);
-    const before = values[index];
-    values[index] = before + value;
-    return before;
+  /** Adds `value` to counter `index`; resolves to its previous value. */
+  fetchAdd(rank: number, index: number, value: number): Promise<number> {
+    try {
+      const values = this.#live();
+      checkSlot(this, rank, index);
+      checkValue(value);
+      const before = values[index];
+      values[index] = before + value;
+      return Promise.resolve(before);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** The value of counter `index`. */
-  read(rank: number, index: number): number {
-    const values = this.#live();
-    checkSlot(this, rank, index);
-    return values[index];
+  read(rank: number, index: number): Promise<number> {
+    try {
+      const values = this.#live();
+      checkSlot(this, rank, index);
+      return Promise.resolve(values[index]);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
-  /** `[read(0, index)]`. */
-  readAll(index: number): number[] {
-    return [this.read(0, index)];
+  /** `[await read(0, index)]`. */
+  async readAll(index: number): Promise<number[]> {
+    return [await this.read(0, index)];
   }
 
   /** Releases the counters. */
@@ -150,8 +161,11 @@ export class WindowCounters implements Counters {
   readonly length: number;
   #window: Int64Window | null;
   #poke: ReturnType<typeof setInterval> | null = null;
-  readonly #origin = new BigInt64Array(1);
-  readonly #result = new BigInt64Array(1);
+  /** Longest sleep between two polls of a pending operation, in ms. */
+  readonly #maxPause: number;
+  /** Operations started and not yet seen complete. */
+  #pending = 0;
+  static readonly #NO_ORIGIN = new BigInt64Array(1);
 
   /**
    * Collective: allocates the window with `rma`, waits on `barrier` until every rank's part is
@@ -168,6 +182,7 @@ export class WindowCounters implements Counters {
     const interval = progressInterval(options);
     this.ranks = ranks;
     this.length = length;
+    this.#maxPause = interval > 0 ? interval : DEFAULT_PROGRESS_INTERVAL_MS;
     this.#window = rma.allocateInt64(length);
     barrier();
     if (interval > 0) {
@@ -182,41 +197,66 @@ export class WindowCounters implements Counters {
     return this.#window;
   }
 
-  /** `MPI_Fetch_and_op(MPI_SUM)` then `MPI_Win_flush(rank)`. */
-  fetchAdd(rank: number, index: number, value: number): number {
+  /**
+   * Starts one accumulate per target in `targets` on counter `index`, then polls
+   * `MPI_Testall` (at once, then after sleeps of 1, 2, 4 ... ms up to the poke interval) until
+   * all are complete; resolves to the old values.
+   */
+  async #accumulate(
+    targets: readonly number[],
+    index: number,
+    op: AccumulateOp,
+    value: number,
+  ): Promise<number[]> {
     const window = this.#live();
+    const origin = op === "sum" ? BigInt64Array.of(BigInt(value)) : WindowCounters.#NO_ORIGIN;
+    const results = new BigInt64Array(targets.length);
+    const requests = window.requests(targets.length);
+    targets.forEach((rank, slot) => {
+      window.accumulate(origin, results.subarray(slot, slot + 1), rank, index, op, requests, slot);
+    });
+    this.#pending++;
+    try {
+      for (let pause = 1; !window.testAll(requests); pause = Math.min(2 * pause, this.#maxPause)) {
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    } finally {
+      this.#pending--;
+    }
+    return Array.from(results, Number);
+  }
+
+  /** `MPI_Rget_accumulate(MPI_SUM)` on counter `index` of `rank`, awaited. */
+  async fetchAdd(rank: number, index: number, value: number): Promise<number> {
+    this.#live();
     checkSlot(this, rank, index);
     checkValue(value);
-    this.#origin[0] = BigInt(value);
-    window.fetchAndOp(this.#origin, this.#result, rank, index, "sum");
-    window.flush(rank);
-    return Number(this.#result[0]);
+    return (await this.#accumulate([rank], index, "sum", value))[0];
   }
 
-  /** `MPI_Fetch_and_op(MPI_NO_OP)` then `MPI_Win_flush(rank)`. */
-  read(rank: number, index: number): number {
-    const window = this.#live();
+  /** `MPI_Rget_accumulate(MPI_NO_OP)` on counter `index` of `rank`, awaited. */
+  async read(rank: number, index: number): Promise<number> {
+    this.#live();
     checkSlot(this, rank, index);
-    window.fetchAndOp(this.#origin, this.#result, rank, index, "noOp");
-    window.flush(rank);
-    return Number(this.#result[0]);
+    return (await this.#accumulate([rank], index, "noOp", 0))[0];
   }
 
-  /** One `MPI_Fetch_and_op(MPI_NO_OP)` per rank, then one `MPI_Win_flush_all`. */
-  readAll(index: number): number[] {
-    const window = this.#live();
+  /** One `MPI_Rget_accumulate(MPI_NO_OP)` per rank, awaited together. */
+  async readAll(index: number): Promise<number[]> {
+    this.#live();
     checkSlot(this, 0, index);
-    const results = new BigInt64Array(this.ranks);
-    for (let rank = 0; rank < this.ranks; rank++) {
-      window.fetchAndOp(this.#origin, results.subarray(rank, rank + 1), rank, index, "noOp");
-    }
-    window.flushAll();
-    return Array.from(results, Number);
+    const ranks = Array.from({ length: this.ranks }, (_, rank) => rank);
+    return await this.#accumulate(ranks, index, "noOp", 0);
   }
 
   /** Stops the poke, then `MPI_Win_unlock_all` and `MPI_Win_free` (collective). */
   free(): void {
     const window = this.#live();
+    if (this.#pending > 0) {
+      throw new MpiError(
+        `shared counters freed with ${this.#pending} operations pending: await them first`,
+      );
+    }
     if (this.#poke !== null) clearInterval(this.#poke);
     this.#poke = null;
     this.#window = null;

@@ -1,6 +1,7 @@
 /**
  * The one-sided (RMA) part of the two MPI ABIs: the FFI symbol table of the calls a window of
- * atomic int64 counters needs, and the handles and constants that differ between the ABIs
+ * atomic int64 counters needs (request-based, so that a rank can await them), and the handles
+ * and constants that differ between the ABIs
  * (checked against MPICH 4.0.2's `/usr/include/x86_64-linux-gnu/mpich/mpi.h` and Open MPI
  * 4.1's `/usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h`). `MPI_Aint` is 64-bit in both.
  * Kept apart from `abi.ts` so that the collectives and the windows evolve separately.
@@ -31,6 +32,10 @@ export interface RmaConstants {
   readonly anyTag: number;
   /** `MPI_STATUS_IGNORE`, as a pointer value. */
   readonly statusIgnore: bigint;
+  /** `MPI_STATUSES_IGNORE`, as a pointer value. */
+  readonly statusesIgnore: bigint;
+  /** Bytes of one `MPI_Request` handle. */
+  readonly requestBytes: 4 | 8;
 }
 
 /** MPICH's predefined handles (`int` constants of its `mpi.h`). */
@@ -48,6 +53,8 @@ export const MPICH_RMA_CONSTANTS: RmaConstants = {
   anySource: -2,
   anyTag: -1,
   statusIgnore: 1n,
+  statusesIgnore: 1n,
+  requestBytes: 4,
 };
 
 /** Open MPI's predefined handles: the global symbols whose addresses are the handles. */
@@ -65,6 +72,8 @@ export const OPENMPI_RMA_CONSTANTS: RmaConstants = {
   anySource: -1,
   anyTag: -1,
   statusIgnore: 0n,
+  statusesIgnore: 0n,
+  requestBytes: 8,
 };
 
 /** The FFI symbol table of the one-sided calls, with `handle` as the handle type. */
@@ -77,12 +86,25 @@ function rmaSymbolTable<const H extends "i32" | "pointer">(handle: H) {
     MPI_Win_lock_all: { parameters: ["i32", handle], result: "i32" },
     MPI_Win_unlock_all: { parameters: [handle], result: "i32" },
     MPI_Win_sync: { parameters: [handle], result: "i32" },
-    MPI_Fetch_and_op: {
-      parameters: ["buffer", "buffer", handle, "i32", "i64", handle, handle],
+    MPI_Rget_accumulate: {
+      parameters: [
+        "buffer",
+        "i32",
+        handle,
+        "buffer",
+        "i32",
+        handle,
+        "i32",
+        "i64",
+        "i32",
+        handle,
+        handle,
+        handle,
+        "buffer",
+      ],
       result: "i32",
     },
-    MPI_Win_flush: { parameters: ["i32", handle], result: "i32" },
-    MPI_Win_flush_all: { parameters: [handle], result: "i32" },
+    MPI_Testall: { parameters: ["i32", "buffer", "buffer", "pointer"], result: "i32" },
     MPI_Win_free: { parameters: ["buffer"], result: "i32" },
     MPI_Iprobe: { parameters: ["i32", "i32", handle, "buffer", "pointer"], result: "i32" },
   } as const;
@@ -115,20 +137,27 @@ export interface RawRma<H> {
   MPI_Win_unlock_all(win: H): number;
   /** `MPI_Win_sync(win)` */
   MPI_Win_sync(win: H): number;
-  /** `MPI_Fetch_and_op(origin, result, datatype, target_rank, target_disp, op, win)` */
-  MPI_Fetch_and_op(
+  /**
+   * `MPI_Rget_accumulate(origin, origin_count, origin_type, result, result_count, result_type,
+   * target_rank, target_disp, target_count, target_type, op, win, request)`
+   */
+  MPI_Rget_accumulate(
     origin: Buf,
+    originCount: number,
+    originType: H,
     result: Buf,
-    datatype: H,
+    resultCount: number,
+    resultType: H,
     targetRank: number,
     targetDisp: number | bigint,
+    targetCount: number,
+    targetType: H,
     op: H,
     win: H,
+    request: Buf,
   ): number;
-  /** `MPI_Win_flush(rank, win)` */
-  MPI_Win_flush(rank: number, win: H): number;
-  /** `MPI_Win_flush_all(win)` */
-  MPI_Win_flush_all(win: H): number;
+  /** `MPI_Testall(count, requests, flag, statuses)` */
+  MPI_Testall(count: number, requests: Buf, flag: Buf, statuses: Deno.PointerValue): number;
   /** `MPI_Win_free(win *)` */
   MPI_Win_free(win: Buf): number;
   /** `MPI_Iprobe(source, tag, comm, flag, status)` */

@@ -1,7 +1,8 @@
 /**
  * Binds the one-sided (RMA) calls of an already loaded libmpi, with the ABI hidden: windows of
  * int64 allocated with `MPI_Win_allocate`, opened for passive-target access by every rank at
- * once (`MPI_Win_lock_all` with `MPI_MODE_NOCHECK`), atomic `MPI_Fetch_and_op`, flushes, and
+ * once (`MPI_Win_lock_all` with `MPI_MODE_NOCHECK`), atomic request-based fetch-and-ops
+ * (`MPI_Rget_accumulate` with `MPI_SUM` or `MPI_NO_OP`, tested with `MPI_Testall`), and
  * `MPI_Iprobe` as a cheap progress poke. Loaded on first use, from the library of the
  * collectives' binding, so a program that never opens a window never needs these symbols.
  * @module
@@ -23,32 +24,41 @@ import {
   type RmaHandles,
 } from "./rma_abi.ts";
 
-/** The operation of one `MPI_Fetch_and_op`: add (`MPI_SUM`) or read atomically (`MPI_NO_OP`). */
-export type FetchOp = "sum" | "noOp";
+/** The operation of one accumulate: add (`MPI_SUM`) or read atomically (`MPI_NO_OP`). */
+export type AccumulateOp = "sum" | "noOp";
+
+/** A set of `MPI_Request` handles of one window's operations, tested together. */
+export interface Requests {
+  /** Number of handles. */
+  readonly count: number;
+}
 
 /**
  * One window of `length` int64 per rank, in a passive-target epoch on every rank. Operations
- * complete at the next flush; their buffers must stay alive until then. Not collective unless
- * said.
+ * are request-based, so the caller can await them; their buffers must stay alive until their
+ * requests complete. Not collective unless said.
  */
 export interface Int64Window {
   /** Number of int64 in each rank's part of the window. */
   readonly length: number;
+  /** A set of `count` request handles, for {@linkcode Int64Window.accumulate}. */
+  requests(count: number): Requests;
   /**
-   * Starts `MPI_Fetch_and_op` of `origin[0]` on element `index` of `rank`'s part; the old
-   * value lands in `result[0]` once {@linkcode Int64Window.flush} or `flushAll` returns.
+   * Starts `MPI_Rget_accumulate` of `origin[0]` with `op` on element `index` of `rank`'s part,
+   * atomic with every other accumulate on it; the old value lands in `result[0]` once request
+   * `slot` of `requests` is complete.
    */
-  fetchAndOp(
+  accumulate(
     origin: BigInt64Array<ArrayBuffer>,
     result: BigInt64Array<ArrayBuffer>,
     rank: number,
     index: number,
-    op: FetchOp,
+    op: AccumulateOp,
+    requests: Requests,
+    slot: number,
   ): void;
-  /** `MPI_Win_flush(rank)`: completes this rank's operations on `rank`. */
-  flush(rank: number): void;
-  /** `MPI_Win_flush_all`: completes this rank's operations on every rank. */
-  flushAll(): void;
+  /** `MPI_Testall`: true once every request of `requests` is complete (never blocks). */
+  testAll(requests: Requests): boolean;
   /** Collective: `MPI_Win_unlock_all` then `MPI_Win_free`. */
   free(): void;
 }
@@ -56,10 +66,10 @@ export interface Int64Window {
 /** The one-sided calls of one libmpi, independent of its ABI. */
 export interface RmaBinding {
   /**
-   * Collective: `MPI_Win_allocate` of `length` int64 per rank on `MPI_COMM_WORLD` (the part
-   * rounded up to {@linkcode WINDOW_PART_ALIGNMENT} bytes), each rank's
-   * part set to 0, then `MPI_Win_lock_all(MPI_MODE_NOCHECK)` and `MPI_Win_sync`. The caller
-   * must pass a barrier before any rank touches another's part.
+   * Collective: `MPI_Win_allocate` of `length` int64 per rank on `MPI_COMM_WORLD` (each part
+   * rounded up to {@linkcode WINDOW_PART_ALIGNMENT} bytes), each rank's part set to 0, then
+   * `MPI_Win_lock_all(MPI_MODE_NOCHECK)` and `MPI_Win_sync`. The caller must pass a barrier
+   * before any rank touches another's part.
    */
   allocateInt64(length: number): Int64Window;
   /**
@@ -71,9 +81,9 @@ export interface RmaBinding {
 
 /**
  * Bytes of each rank's part of a window are rounded up to this: MPICH 4.0.2 (ch4) misplaces
- * atomics on a window allocated with a per-rank size that is not a multiple of 16 bytes (with
- * 8 bytes per rank, every rank's `MPI_Fetch_and_op` hit one location; a C program shows the
- * same), and a cache line per rank also keeps ranks' counters off each other's lines.
+ * atomics on a window whose per-rank size is not a multiple of 16 bytes (with 8 bytes per rank,
+ * the counters of ranks 0 and 1 were one location; a C program shows the same), and a cache
+ * line per rank also keeps ranks' counters off each other's lines.
  */
 export const WINDOW_PART_ALIGNMENT = 64;
 
@@ -87,14 +97,29 @@ function bindRma<H>(
   const check = (fn: string, code: number): void => {
     if (code !== 0) throw new MpiCallError(fn, code, mpi.errorString(code));
   };
-  const ops: Record<FetchOp, H> = { sum: handles.sum, noOp: handles.noOp };
+  const ops: Record<AccumulateOp, H> = { sum: handles.sum, noOp: handles.noOp };
   const statusIgnore = Deno.UnsafePointer.create(constants.statusIgnore);
+  const statusesIgnore = Deno.UnsafePointer.create(constants.statusesIgnore);
   const flag = new Int32Array(1);
-  // MPI_Win is an int in MPICH and a pointer in Open MPI; MPI_Win_free takes its address.
+  // MPI_Win and MPI_Request are ints in MPICH and pointers in Open MPI.
   const readWin = (out: BigUint64Array<ArrayBuffer>): H =>
     (abi === "mpich"
       ? new Int32Array(out.buffer, 0, 1)[0]
       : Deno.UnsafePointer.create(out[0])) as H;
+  class RequestSet implements Requests {
+    readonly handles: Uint8Array<ArrayBuffer>;
+    constructor(readonly count: number) {
+      this.handles = new Uint8Array(count * constants.requestBytes);
+    }
+    slot(slot: number): Uint8Array<ArrayBuffer> {
+      const at = slot * constants.requestBytes;
+      return this.handles.subarray(at, at + constants.requestBytes);
+    }
+  }
+  const own = (requests: Requests): RequestSet => {
+    if (!(requests instanceof RequestSet)) throw new TypeError("requests of another binding");
+    return requests;
+  };
   return {
     allocateInt64(length) {
       const base = new BigUint64Array(1);
@@ -120,14 +145,34 @@ function bindRma<H>(
       check("MPI_Win_sync", raw.MPI_Win_sync(win));
       return {
         length,
-        fetchAndOp(origin, result, rank, index, op) {
+        requests: (count) => new RequestSet(count),
+        accumulate(origin, result, rank, index, op, requests, slot) {
+          const { int64 } = handles;
+          const request = own(requests).slot(slot);
           check(
-            "MPI_Fetch_and_op",
-            raw.MPI_Fetch_and_op(origin, result, handles.int64, rank, index, ops[op], win),
+            "MPI_Rget_accumulate",
+            raw.MPI_Rget_accumulate(
+              origin,
+              1,
+              int64,
+              result,
+              1,
+              int64,
+              rank,
+              index,
+              1,
+              int64,
+              ops[op],
+              win,
+              request,
+            ),
           );
         },
-        flush: (rank) => check("MPI_Win_flush", raw.MPI_Win_flush(rank, win)),
-        flushAll: () => check("MPI_Win_flush_all", raw.MPI_Win_flush_all(win)),
+        testAll(requests) {
+          const set = own(requests);
+          check("MPI_Testall", raw.MPI_Testall(set.count, set.handles, flag, statusesIgnore));
+          return flag[0] !== 0;
+        },
         free() {
           check("MPI_Win_unlock_all", raw.MPI_Win_unlock_all(win));
           check("MPI_Win_free", raw.MPI_Win_free(handle));

@@ -11,7 +11,13 @@ import { join } from "node:path";
 import { openWorld } from "../mpi/mod.ts";
 import { pickVictim, WorkQueue } from "../core/transfer/work_queue.ts";
 import { buildLists, type Item, type TakenLine } from "./fixtures/work_queue_driver.ts";
-import { assert, assertEquals, assertMatch, assertThrows } from "./support/assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertThrows,
+} from "./support/assert.ts";
 import { runCommandOrFail } from "./support/command.ts";
 import { REPO } from "./support/fixture.ts";
 import { cleanEnv, MPI_IMPLS, type MpiImpl, mpirun } from "./support/mpi_launch.ts";
@@ -100,7 +106,7 @@ Deno.test("pickVictim: most bytes left, then most items, then lowest rank; null 
   assertEquals(pickVictim([{ bytes: 0, items: 0 }, { bytes: 0, items: 2 }]), 1);
 });
 
-Deno.test("WorkQueue without MPI: the one list in order, then null, checked input", () => {
+Deno.test("WorkQueue without MPI: the one list in order, then null, checked input", async () => {
   const comm = openWorld({ env: {} });
   const items = buildLists(7, 1)[0];
   const options = { sizeOf: (item: Item) => item.size, keyOf: (item: Item) => item.key };
@@ -109,13 +115,13 @@ Deno.test("WorkQueue without MPI: the one list in order, then null, checked inpu
   assertThrows(() => WorkQueue.open(comm, [bad], options), RangeError);
   const queue = WorkQueue.open(comm, [items], options);
   const taken = [];
-  for (let next = queue.take(); next !== null; next = queue.take()) taken.push(next);
+  for (let next = await queue.take(); next !== null; next = await queue.take()) taken.push(next);
   assertEquals(taken, items.map((item, index) => ({ item, from: 0, index })));
-  assertEquals(queue.take(), null);
+  assertEquals(await queue.take(), null);
   queue.free();
-  assertThrows(() => queue.take(), RangeError);
+  await assertRejects(() => queue.take(), Error);
   const empty = WorkQueue.open(comm, [[]], options);
-  assertEquals(empty.take(), null);
+  assertEquals(await empty.take(), null);
   empty.free();
 });
 

@@ -13,8 +13,9 @@
  * item for this run only: the runner's logs make the next run redo it.
  *
  * Cost: one fetch-and-add on the rank's own counter per own item; a steal reads every counter
- * (issued together, one flush) then adds to the victim's, at most once more per victim found
- * empty. Nothing polls: a `take()` ends after at most `size` rounds.
+ * (issued and awaited together) then adds to the victim's, once more per victim found empty, so
+ * a `take()` ends after at most `size` rounds. Nothing spins: while an operation waits for its
+ * target (see `Counters` on progress), the rank's event loop, and its other copies, go on.
  * @module
  */
 
@@ -85,9 +86,9 @@ function fingerprint<T>(lists: readonly (readonly T[])[], options: WorkQueueOpti
 
 /**
  * The shared queue. Open it on every rank with the same lists (collective), call
- * {@linkcode WorkQueue.take} until it returns `null`, then {@linkcode WorkQueue.free} on every
- * rank (collective). `take()` blocks briefly in MPI; a rank's concurrent workers may share one
- * queue (calls cannot interleave on JavaScript's one thread).
+ * {@linkcode WorkQueue.take} until it resolves to `null`, then {@linkcode WorkQueue.free} on
+ * every rank (collective) once no `take()` is pending. A rank's concurrent workers may share
+ * one queue: each `take()` claims with its own fetch-and-add.
  */
 export class WorkQueue<T> {
   /** The calling rank. */
@@ -156,44 +157,44 @@ export class WorkQueue<T> {
   /**
    * The next item for this rank: the next of its own list; once that is done, the next
    * unstarted item of the rank with the most bytes left; `null` when no item is left unstarted
-   * anywhere (every later call returns `null` too).
+   * anywhere (every later call resolves to `null` too). Several calls of one rank may be
+   * pending at once (one per worker).
    */
-  take(): Taken<T> | null {
-    if (this.#freed) throw new RangeError("work queue used after free()");
+  async take(): Promise<Taken<T> | null> {
+    if (this.#freed) throw new Error("work queue used after free(): open a new one");
     if (!this.#exhausted[this.rank]) {
-      const got = this.#claim(this.rank);
+      const got = await this.#claim(this.rank);
       if (got !== null) return got;
     }
     while (!this.#exhausted.every(Boolean)) {
-      const next = this.#counters.readAll(0);
+      const next = await this.#counters.readAll(0);
       const left = this.#lists.map((list, rank): Left => {
-        const at = Math.min(next[rank], list.length);
-        if (at >= list.length) this.#exhausted[rank] = true;
+        if (next[rank] >= list.length) this.#exhausted[rank] = true;
         return this.#exhausted[rank]
           ? { bytes: 0, items: 0 }
-          : { bytes: this.#suffixBytes[rank][at], items: list.length - at };
+          : { bytes: this.#suffixBytes[rank][next[rank]], items: list.length - next[rank] };
       });
       const victim = pickVictim(left);
       if (victim === null) return null;
-      const got = this.#claim(victim);
+      const got = await this.#claim(victim);
       if (got !== null) return got;
     }
     return null;
   }
 
   /** Fetch-and-adds `rank`'s counter: its item at the old value, or `null` past the end. */
-  #claim(rank: number): Taken<T> | null {
+  async #claim(rank: number): Promise<Taken<T> | null> {
     const list = this.#lists[rank];
-    const index = this.#counters.fetchAdd(rank, 0, 1);
+    const index = await this.#counters.fetchAdd(rank, 0, 1);
     if (index < list.length) return { item: list[index], from: rank, index };
     this.#exhausted[rank] = true;
     return null;
   }
 
   /**
-   * Collective: releases the counters. Every rank calls it once, after its last `take()`; it
-   * returns when all have (call it once the ranks are known to be done: MPICH spins while it
-   * waits).
+   * Collective: releases the counters. Every rank calls it once, after its last `take()` has
+   * settled; it returns when all have (call it once the ranks are known to be done: MPICH
+   * spins while it waits).
    */
   free(): void {
     if (this.#freed) return;
