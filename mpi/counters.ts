@@ -92,6 +92,15 @@ export function progressInterval(options: CountersOptions = {}): number {
   return ms;
 }
 
+/** Runs `fn` now; its result or error as a promise, like an async operation's. */
+function settled<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
 function freed(): MpiError {
   return new MpiError("shared counters used after free(): allocate new ones");
 }
@@ -118,27 +127,23 @@ export class LocalCounters implements Counters {
 
   /** Adds `value` to counter `index`; resolves to its previous value. */
   fetchAdd(rank: number, index: number, value: number): Promise<number> {
-    try {
+    return settled(() => {
       const values = this.#live();
       checkSlot(this, rank, index);
       checkValue(value);
       const before = values[index];
       values[index] = before + value;
-      return Promise.resolve(before);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+      return before;
+    });
   }
 
   /** The value of counter `index`. */
   read(rank: number, index: number): Promise<number> {
-    try {
+    return settled(() => {
       const values = this.#live();
       checkSlot(this, rank, index);
-      return Promise.resolve(values[index]);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+      return values[index];
+    });
   }
 
   /** `[await read(0, index)]`. */

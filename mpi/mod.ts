@@ -34,8 +34,9 @@
  *
  * Shared counters (`comm.allocateCounters(n)`, see {@linkcode Counters}): atomic int64 that any
  * rank reads or adds to without the owner's help, through one-sided MPI (`MPI_Win_allocate`,
- * `MPI_Fetch_and_op`); each rank pokes MPI's progress engine from a timer while they exist, so
- * a rank awaiting I/O still serves them.
+ * `MPI_Rget_accumulate`). Unlike the rest, their operations are awaited (polled between
+ * sleeps); each rank pokes MPI's progress engine from a timer while they exist, so a rank
+ * awaiting I/O still serves the others.
  * @module
  */
 
