@@ -57,6 +57,8 @@ export interface MpiBinding {
   allreduceDouble(value: number, op: ReduceOp): number;
   /** `MPI_Abort(MPI_COMM_WORLD, code)`; normally does not return. */
   abort(code: number): void;
+  /** Text of `MPI_Error_string(code)`, or `""` when the library has none. */
+  errorString(code: number): string;
 }
 
 /** Why a library could not be loaded as MPI. */
@@ -151,6 +153,7 @@ function bind<H>(
     abort(code) {
       raw.MPI_Abort(handles.commWorld, code);
     },
+    errorString: errorText,
   };
 }
 

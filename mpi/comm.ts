@@ -7,6 +7,16 @@ import type { Abi } from "./abi.ts";
 import type { MpiBinding, ReduceOp } from "./binding.ts";
 import { MpiError } from "./errors.ts";
 import { MAX_MPI_COUNT, planGather } from "./gather.ts";
+// --- one-sided counters (begin) ---
+import {
+  type Counters,
+  type CountersOptions,
+  LocalCounters,
+  progressInterval,
+  WindowCounters,
+} from "./counters.ts";
+import { loadRma, type RmaBinding } from "./rma_binding.ts";
+// --- one-sided counters (end) ---
 
 export type { ReduceOp } from "./binding.ts";
 
@@ -42,6 +52,14 @@ export interface Comm {
   abort(code: number, message: string): never;
   /** Ends MPI (`MPI_Finalize`). Call it on every rank before exiting; later calls do nothing. */
   finalize(): void;
+  // --- one-sided counters (begin) ---
+  /**
+   * Collective: `length` atomic int64 counters on every rank, all 0, that any rank can read
+   * and add to without the owner's help (a one-sided window under MPI, plain memory in one
+   * process). Free them with `free()` on every rank before `finalize`.
+   */
+  allocateCounters(length: number, options?: CountersOptions): Counters;
+  // --- one-sided counters (end) ---
 }
 
 function checkRoot(root: number, size: number): void {
@@ -100,6 +118,13 @@ export class SelfComm implements Comm {
   }
   /** Does nothing. */
   finalize(): void {}
+  // --- one-sided counters (begin) ---
+  /** Counters in memory (`options` is checked, nothing needs progress). */
+  allocateCounters(length: number, options?: CountersOptions): Counters {
+    progressInterval(options);
+    return new LocalCounters(length);
+  }
+  // --- one-sided counters (end) ---
 }
 
 /** What {@linkcode WorldComm} needs besides the binding. */
@@ -129,6 +154,7 @@ export class WorldComm implements Comm {
   #mpi: MpiBinding;
   #maxMessageBytes: number;
   #finalized = false;
+  #rma: RmaBinding | null = null;
 
   /** Wraps a binding on which `MPI_Init` has succeeded. */
   constructor(mpi: MpiBinding, init: WorldCommInit) {
@@ -212,6 +238,15 @@ export class WorldComm implements Comm {
     if (!this.#finalized) this.#mpi.abort(status);
     Deno.exit(status);
   }
+
+  // --- one-sided counters (begin) ---
+  /** A window of `length` int64 per rank (`MPI_Win_allocate`), see {@linkcode WindowCounters}. */
+  allocateCounters(length: number, options?: CountersOptions): Counters {
+    const mpi = this.#live("allocateCounters");
+    this.#rma ??= loadRma(mpi);
+    return new WindowCounters(this.#rma, this.size, length, () => this.barrier(), options);
+  }
+  // --- one-sided counters (end) ---
 
   /** `MPI_Finalize`; later calls do nothing. */
   finalize(): void {

@@ -31,11 +31,20 @@
  * The ABI is detected from the library (`ompi_mpi_comm_world` means Open MPI); Open MPI's handles
  * are the addresses of its global symbols, found with libc's `dlsym`, and the library is opened
  * with `RTLD_GLOBAL` so its plugins load. Requires `--allow-ffi` and `--allow-env`.
+ *
+ * Shared counters (`comm.allocateCounters(n)`, see {@linkcode Counters}): atomic int64 that any
+ * rank reads or adds to without the owner's help, through one-sided MPI (`MPI_Win_allocate`,
+ * `MPI_Rget_accumulate`). Unlike the rest, their operations are awaited (polled between
+ * sleeps); each rank pokes MPI's progress engine from a timer while they exist, so a rank
+ * awaiting I/O still serves the others.
  * @module
  */
 
 export type { Abi } from "./abi.ts";
 export type { Comm, ReduceOp } from "./comm.ts";
+// --- one-sided counters (begin) ---
+export { type Counters, type CountersOptions, DEFAULT_PROGRESS_INTERVAL_MS } from "./counters.ts";
+// --- one-sided counters (end) ---
 export { MpiCallError, MpiError } from "./errors.ts";
 export {
   detectLauncher,

@@ -316,3 +316,89 @@ for (const impl of ["mpich", "openmpi"] as const) {
     assert.doesNotMatch(result.stdout, /mpi-check: OK/);
   });
 }
+
+// --- Shared counters: one-sided MPI windows ----------------------------------------------------
+
+const COUNTERS_DRIVER = "tests/fixtures/mpi_counters_driver.ts";
+
+interface CountersLine {
+  implementation: string;
+  abi: string;
+  size: number;
+  problems: string[];
+}
+
+function checkCounters(impl: Impl, n: number, result: Run): void {
+  assert.equal(result.code, 0, explain(result));
+  const lines = result.stdout.trim().split("\n").filter((line) => line.startsWith("{"));
+  assert.equal(lines.length, 1, explain(result));
+  const line = JSON.parse(lines[0]) as CountersLine;
+  assert.deepEqual([line.implementation, line.abi, line.size], [LAUNCHERS[impl].name, impl, n]);
+  assert.deepEqual(line.problems, []);
+}
+
+/** A fresh folder holding the FIFO `fifo` of the progress driver. */
+async function fifoFolder(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "dt-rma-" });
+  const made = await new Deno.Command("mkfifo", { args: [`${dir}/fifo`] }).output();
+  assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
+  return dir;
+}
+
+Deno.test("counters without MPI: same results as a window, checked arguments, free once", async () => {
+  const comm = openWorld({ env: {} });
+  const counters = comm.allocateCounters(2);
+  assert.deepEqual([counters.ranks, counters.length], [1, 2]);
+  assert.equal(await counters.fetchAdd(0, 1, 5), 0);
+  assert.equal(await counters.fetchAdd(0, 1, -2), 5);
+  assert.deepEqual([await counters.read(0, 0), await counters.read(0, 1)], [0, 3]);
+  assert.deepEqual(await counters.readAll(1), [3]);
+  await assert.rejects(() => counters.read(1, 0), RangeError);
+  await assert.rejects(() => counters.fetchAdd(0, 2, 1), RangeError);
+  await assert.rejects(() => counters.fetchAdd(0, 0, 0.5), RangeError);
+  assert.throws(() => comm.allocateCounters(0), RangeError);
+  assert.throws(() => comm.allocateCounters(1, { progressIntervalMs: -1 }), RangeError);
+  counters.free();
+  await assert.rejects(() => counters.read(0, 0), MpiError);
+  assert.throws(() => counters.free(), MpiError);
+});
+
+const PT2PT = { OMPI_MCA_osc: "pt2pt" };
+
+for (const impl of ["mpich", "openmpi"] as const) {
+  const name = LAUNCHERS[impl].command;
+  for (const n of [2, 3]) {
+    Deno.test(`${name} -n ${n}: counters are each rank's own, every fetch-add atomic`, async () => {
+      checkCounters(impl, n, await mpirun(impl, n, COUNTERS_DRIVER, ["--mode", "counters"]));
+    });
+
+    Deno.test(`${name} -n ${n}: a fetch-add completes while its target awaits I/O`, async () => {
+      const dir = await fifoFolder();
+      try {
+        const args = ["--mode", "progress", "--dir", dir];
+        checkCounters(impl, n, await mpirun(impl, n, COUNTERS_DRIVER, args));
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  }
+}
+
+// Open MPI's pt2pt window component (what a job across nodes without RDMA atomics gets) needs
+// the target to enter MPI for every operation: the progress poke is what serves it.
+for (const n of [2, 3]) {
+  Deno.test(`mpirun.openmpi -n ${n}, osc pt2pt: counters, and progress while awaiting I/O`, async () => {
+    checkCounters(
+      "openmpi",
+      n,
+      await mpirun("openmpi", n, COUNTERS_DRIVER, ["--mode", "counters"], PT2PT),
+    );
+    const dir = await fifoFolder();
+    try {
+      const args = ["--mode", "progress", "--dir", dir];
+      checkCounters("openmpi", n, await mpirun("openmpi", n, COUNTERS_DRIVER, args, PT2PT));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
