@@ -17,7 +17,7 @@ import {
   type ReduceOp,
 } from "../mpi/mod.ts";
 
-/** An option an entry point accepts, in `node:util` parseArgs form plus a help text. */
+/** An option an entry point accepts, with its help text. */
 export interface OptionSpec {
   /** `string` takes a value; `boolean` is a flag. */
   type: "string" | "boolean";
@@ -81,7 +81,7 @@ export function parseCommand(
     const eq = arg.indexOf("=");
     const raw = eq < 0 ? arg : arg.slice(0, eq);
     const key = raw.replace(/^--?/, "").replaceAll("_", "-");
-    const spec = raw.startsWith("--") ? options[key] : undefined;
+    const spec = raw.startsWith("--") && Object.hasOwn(options, key) ? options[key] : undefined;
     if (spec === undefined) throw new UsageError(`${name}: unknown option ${raw}; see --help`);
     if (spec.type === "boolean") {
       if (eq >= 0) throw new UsageError(`${name}: option --${key} takes no value; see --help`);
@@ -134,8 +134,9 @@ export async function configFromCommand(
 
 /**
  * How an error ends an entry point: a {@linkcode UserError} prints `error: <message>` (a
- * {@linkcode ConfigError}, one such line per problem) and exits with its code; an `MpiError` (MPI cannot be used as the environment asks) is a setup to fix,
- * exit 2; anything else is a bug: its stack, exit 1.
+ * {@linkcode ConfigError}, one such line per problem) and exits with its code; an `MpiError`
+ * (MPI cannot be used as the environment asks) is a setup to fix, exit 2; anything else is a
+ * bug: its stack, exit 1.
  */
 export function describeFailure(error: unknown): Failure {
   if (error instanceof ConfigError) {

@@ -49,18 +49,21 @@ export interface TransferSettings {
  * Keys of `tools_parameters` this tool reads. Each is checked only by the phases that use it:
  * the toolbox's example configs hold `0` ("set me") in the ones a user's tools do not need.
  */
-export type ToolsParameter = "num_workers" | "max_nodes" | "workers_per_node" | "cpu_per_worker";
-
-/** The keys whose product is the world size of the worker jobs (used by `schedule`). */
-export const WORLD_SIZE_KEYS: readonly ToolsParameter[] = ["max_nodes", "workers_per_node"];
-
-/** The keys the Slurm chain needs (used by `submit`): the worker jobs' shape and count. */
-export const SUBMIT_KEYS: readonly ToolsParameter[] = [
+export const TOOLS_PARAMETERS = [
   "num_workers",
   "max_nodes",
   "workers_per_node",
   "cpu_per_worker",
-];
+] as const;
+
+/** One of {@linkcode TOOLS_PARAMETERS}. */
+export type ToolsParameter = typeof TOOLS_PARAMETERS[number];
+
+/** The keys whose product is the world size of the worker jobs (used by `schedule`). */
+export const WORLD_SIZE_KEYS: readonly ToolsParameter[] = ["max_nodes", "workers_per_node"];
+
+/** The keys the Slurm chain needs (used by `submit`): the worker jobs' count and shape. */
+export const SUBMIT_KEYS: readonly ToolsParameter[] = TOOLS_PARAMETERS;
 
 /** Values of the `tools_parameters` keys that have no placeholder meaning when absent. */
 const TOOLS_PARAMETER_DEFAULTS: Readonly<Partial<Record<ToolsParameter, number>>> = {
@@ -177,7 +180,7 @@ export function parseConfig(
 interface Examined {
   config: Config;
   problems: string[];
-  /** The three folder keys were read without a problem (their paths can be looked at). */
+  /** Every path key was read without a problem (the folders can be looked at on disk). */
   foldersRead: boolean;
 }
 
@@ -223,8 +226,7 @@ function readToolsParameters(
 ): Partial<Record<ToolsParameter, number>> {
   r.mapping("tools_parameters");
   const out: Partial<Record<ToolsParameter, number>> = {};
-  const keys: ToolsParameter[] = ["num_workers", "max_nodes", "workers_per_node", "cpu_per_worker"];
-  for (const key of keys) {
+  for (const key of TOOLS_PARAMETERS) {
     const v = r.get(`tools_parameters.${key}`);
     const fallback = TOOLS_PARAMETER_DEFAULTS[key];
     if ((v === undefined || v === null) && fallback !== undefined) out[key] = fallback;

@@ -129,8 +129,8 @@ Deno.test("config: a user's mistake exits 2 with one line and no stack trace", a
     [["--config", ws.dir], {}, /cannot read the config file/],
     [[], {}, /no config given; pass --config FILE or set CONFIG_PATH/],
     [["--frobnicate"], {}, /^error: (filter|schedule): unknown option --frobnicate; see --help$/m],
-    [["--config"], {}, /option --config needs a value \(--config FILE\); see --help$/],
-    [["config.yaml"], {}, /unexpected argument "config\.yaml"; see --help$/],
+    [["--config"], {}, /option --config needs a value \(--config FILE\); see --help$/m],
+    [["config.yaml"], {}, /unexpected argument "config\.yaml"; see --help$/m],
   ];
   await Deno.writeTextFile(
     join(ws.dir, "bad.yaml"),
