@@ -27,6 +27,7 @@ export * from "./core/transfer/copy_file.ts";
 export * from "./core/audit/manifest.ts";
 export * from "./core/audit/verify.ts";
 export * from "./core/audit/published_check.ts";
+export * from "./core/audit/stat_sizes.ts";
 export * from "./core/audit/deep_verify.ts";
 export * from "./core/audit/repair.ts";
 export * from "./core/audit/quarantine.ts";

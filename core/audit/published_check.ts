@@ -8,9 +8,9 @@
 import { hashFile } from "../transfer/copy_file.ts";
 import { errorMessage } from "../errors.ts";
 import type { Md5Engine } from "../md5/engine.ts";
-import { mapPool } from "../map_pool.ts";
 import { lstatOrNull } from "../io/lstat_or_null.ts";
 import type { PublishedFile } from "./manifest.ts";
+import { statSizes } from "./stat_sizes.ts";
 
 /**
  * What is wrong with a destination path:
@@ -83,13 +83,19 @@ export async function statPublished(file: PublishedFile): Promise<DeepProblem | 
   return null;
 }
 
-/** {@linkcode statPublished} of every file, `concurrency` at a time; the problems, in order. */
-export async function statEveryPublished(
-  files: readonly PublishedFile[],
-  concurrency = 32,
-): Promise<DeepProblem[]> {
-  const found = await mapPool(files, concurrency, statPublished);
-  return found.filter((p): p is DeepProblem => p !== null);
+/**
+ * Checks every file with one `lstat` (synchronous calls, on a few threads for a long list) and
+ * returns the problems, in order, each described by {@linkcode statPublished}.
+ */
+export async function statEveryPublished(files: readonly PublishedFile[]): Promise<DeepProblem[]> {
+  const sizes = await statSizes(files.map((f) => f.dstPath));
+  const problems: DeepProblem[] = [];
+  for (let i = 0; i < files.length; i++) {
+    if (sizes[i] === files[i].sizeBytes) continue;
+    const problem = await statPublished(files[i]);
+    if (problem !== null) problems.push(problem);
+  }
+  return problems;
 }
 
 /** Re-reads one published file; returns a problem, or null when it matches its record. */

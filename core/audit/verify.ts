@@ -223,8 +223,12 @@ export async function readTransferState(
     upToDate ? null : readFilterTables(paths.filterTables),
   ]);
   const state = assessState(schedule === null ? planned ?? [] : planned, schedule, logs);
-  const sources = new Set([...schedule ?? [], ...planned ?? []].map((r) => r.srcPath));
-  state.filterProblems = await standingFilterProblems(paths.filterProblems, sources);
+  state.filterProblems = await standingFilterProblems(paths.filterProblems, () => {
+    const sources = new Set<string>();
+    for (const r of schedule ?? []) sources.add(r.srcPath);
+    for (const r of planned ?? []) sources.add(r.srcPath);
+    return sources;
+  });
   return state;
 }
 

@@ -91,19 +91,21 @@ export async function readFilterProblems(
 /**
  * The problems of the last filter run that are still true, each checked again with a stat:
  * a file of a completed partition stands while the partition holds its `completed` marker
- * and the file is not planned (`planned` holds the planned source paths); a folder problem
- * stands while the folder is there.
+ * and the file is not planned (`planned` gives the planned source paths; it is called only
+ * when there is a problem to check); a folder problem stands while the folder is there.
  */
 export async function standingFilterProblems(
   path: string,
-  planned: ReadonlySet<string>,
+  planned: () => ReadonlySet<string>,
 ): Promise<StandingProblem[]> {
   const { foundAt, problems } = await readFilterProblems(path);
   const standing: StandingProblem[] = [];
+  if (problems.length === 0) return standing;
+  const sources = planned();
   for (const p of problems) {
     if (p.partition !== null) {
       const marker = join(p.partition, COMPLETED_MARKER);
-      if (planned.has(p.entry) || !(await present(marker))) continue;
+      if (sources.has(p.entry) || !(await present(marker))) continue;
       const now = await lstatOrNull(p.entry).catch(() => null);
       const advice = now?.isFile
         ? "it is there now: run 'deno task filter' to plan it"
