@@ -4,14 +4,13 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { CONFIG_ENV, loadConfig } from "./config.ts";
-import type { Config } from "./config.ts";
-import { UserError } from "./errors.ts";
+import type { Config, ToolsParameter } from "./config.ts";
+import { ConfigError, UserError } from "./errors.ts";
 import { ExitCode } from "./exit_codes.ts";
-import { type Comm, type Failure, MpiError, type OpenWorldOptions, runWorld } from "../mpi/mod.ts";
+import { type Comm, type Failure, MpiError, openWorld, type OpenWorldOptions } from "../mpi/mod.ts";
 
-/** An option an entry point accepts, in `node:util` parseArgs form plus a help text. */
+/** An option an entry point accepts, with its help text. */
 export interface OptionSpec {
   /** `string` takes a value; `boolean` is a flag. */
   type: "string" | "boolean";
@@ -23,18 +22,36 @@ export interface OptionSpec {
 
 /** A parsed command line. */
 export interface ParsedCommand {
-  /** Values of the options given. */
+  /** Values of the options given (by their hyphenated names). */
   values: Record<string, string | boolean | undefined>;
-  /** Arguments that are not options. */
-  positionals: string[];
 }
 
 /** Thrown for a bad command line. */
 export class UsageError extends UserError {}
 
+function helpText(name: string, summary: string, options: Record<string, OptionSpec>): string {
+  const lines = [`Usage: deno task ${name} [options]`, "", summary, "", "Options:"];
+  const all = { ...options, help: { type: "boolean", help: "show this help" } as OptionSpec };
+  for (const [k, v] of Object.entries(all)) {
+    const left = `  --${k}${v.type === "string" ? ` ${v.value ?? "VALUE"}` : ""}`;
+    lines.push(left.padEnd(28) + v.help);
+  }
+  const hyphenated = Object.keys(options).find((k) => k.includes("-"));
+  if (hyphenated !== undefined) {
+    const example = `--${hyphenated.replaceAll("-", "_")}`;
+    lines.push(
+      "",
+      `Options may also be spelled with underscores, as the toolbox does (${example}).`,
+    );
+  }
+  return lines.join("\n");
+}
+
 /**
- * Parses `args` against `options` (plus `--help`, always). Prints help and exits 0 on
- * `--help`; throws {@linkcode UsageError} on an unknown option or a missing value.
+ * Parses `args` against `options` (plus `--help`, always): `--name VALUE`, `--name=VALUE`,
+ * flags, and the toolbox's spelling with underscores (`--reset_filtering`). Prints help and
+ * exits 0 on `--help` (wherever it stands); throws {@linkcode UsageError} on an unknown option,
+ * a missing or unexpected value, or an argument that is not an option.
  */
 export function parseCommand(
   name: string,
@@ -42,25 +59,43 @@ export function parseCommand(
   options: Record<string, OptionSpec>,
   args: string[] = Deno.args,
 ): ParsedCommand {
-  const spec: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
-  for (const [k, v] of Object.entries(options)) spec[k] = { type: v.type };
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: spec, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError(`${name}: ${(err as Error).message} (see --help)`);
-  }
-  if (parsed.values.help) {
-    const lines = [`Usage: deno task ${name} [options]`, "", summary, "", "Options:"];
-    const all = { ...options, help: { type: "boolean", help: "show this help" } as OptionSpec };
-    for (const [k, v] of Object.entries(all)) {
-      const left = `  --${k}${v.type === "string" ? ` ${v.value ?? "VALUE"}` : ""}`;
-      lines.push(left.padEnd(28) + v.help);
-    }
-    console.log(lines.join("\n"));
+  const end = args.indexOf("--");
+  const before = end < 0 ? args : args.slice(0, end);
+  if (before.includes("--help") || before.includes("-h")) {
+    console.log(helpText(name, summary, options));
     Deno.exit(0);
   }
-  return { values: parsed.values as ParsedCommand["values"], positionals: parsed.positionals };
+  const values: ParsedCommand["values"] = {};
+  for (let i = 0; i < before.length; i++) {
+    const arg = before[i];
+    if (!arg.startsWith("-") || arg === "-") {
+      throw new UsageError(`${name}: unexpected argument ${JSON.stringify(arg)}; see --help`);
+    }
+    const eq = arg.indexOf("=");
+    const raw = eq < 0 ? arg : arg.slice(0, eq);
+    const key = raw.replace(/^--?/, "").replaceAll("_", "-");
+    const spec = raw.startsWith("--") && Object.hasOwn(options, key) ? options[key] : undefined;
+    if (spec === undefined) throw new UsageError(`${name}: unknown option ${raw}; see --help`);
+    if (spec.type === "boolean") {
+      if (eq >= 0) throw new UsageError(`${name}: option --${key} takes no value; see --help`);
+      values[key] = true;
+      continue;
+    }
+    const value = eq >= 0 ? arg.slice(eq + 1) : before[i + 1];
+    if (value === undefined || (eq < 0 && value.startsWith("--"))) {
+      throw new UsageError(
+        `${name}: option --${key} needs a value (--${key} ${spec.value ?? "VALUE"}); see --help`,
+      );
+    }
+    if (eq < 0) i++;
+    values[key] = value;
+  }
+  if (end >= 0 && end < args.length - 1) {
+    throw new UsageError(
+      `${name}: unexpected argument ${JSON.stringify(args[end + 1])}; see --help`,
+    );
+  }
+  return { values };
 }
 
 /** The `--config` option every phase takes. */
@@ -72,21 +107,34 @@ export const CONFIG_OPTION: Record<string, OptionSpec> = {
   },
 };
 
-/** Loads the config named by `--config`, else by `$CONFIG_PATH`. */
-export async function configFromCommand(cmd: ParsedCommand, name: string): Promise<Config> {
+/**
+ * Loads the config named by `--config`, else by `$CONFIG_PATH`, checking the
+ * `tools_parameters` the phase `uses`; prints the config's warnings on stderr.
+ */
+export async function configFromCommand(
+  cmd: ParsedCommand,
+  name: string,
+  uses: readonly ToolsParameter[] = [],
+): Promise<Config> {
   const path = (cmd.values.config as string | undefined) ?? Deno.env.get(CONFIG_ENV);
   if (!path) {
     throw new UsageError(`${name}: no config given; pass --config FILE or set ${CONFIG_ENV}`);
   }
-  return await loadConfig(path);
+  const config = await loadConfig(path, uses);
+  for (const w of config.warnings) console.error(`warning: ${w}`);
+  return config;
 }
 
 /**
- * How an error ends an entry point: a {@linkcode UserError} prints `error: <message>` and exits
- * with its code; an `MpiError` (MPI cannot be used as the environment asks) is a setup to fix,
- * exit 2; anything else is a bug: its stack, exit 1.
+ * How an error ends an entry point: a {@linkcode UserError} prints `error: <message>` (a
+ * {@linkcode ConfigError}, one such line per problem) and exits with its code; an `MpiError`
+ * (MPI cannot be used as the environment asks) is a setup to fix, exit 2; anything else is a
+ * bug: its stack, exit 1.
  */
 export function describeFailure(error: unknown): Failure {
+  if (error instanceof ConfigError) {
+    return { code: error.exitCode, message: error.problems.map((p) => `error: ${p}`).join("\n") };
+  }
   if (error instanceof UserError) {
     return { code: error.exitCode, message: `error: ${error.message}` };
   }
@@ -113,15 +161,36 @@ export async function runMain(main: () => Promise<number>): Promise<never> {
   Deno.exit(code);
 }
 
+/** Opens the MPI world of an entry point on its first call; later calls return the same. */
+export type OpenComm = () => Comm;
+
 /**
- * Runs an entry point on every MPI rank (see `runWorld`): an error in one rank ends the whole
- * job with the exit code {@linkcode describeFailure} gives it.
+ * Runs an entry point on every MPI rank. `main` receives {@linkcode OpenComm} and opens the
+ * world when it first needs it, after it has parsed its command line and loaded its config:
+ * `--help`, a bad option or a bad config never start MPI, and a phase that has no use for it
+ * (say `verify` without `--deep`) never opens it, nor prints MPI's notes. An error before the
+ * world is open (or in a single process) prints its line and exits with its code; an error
+ * after it ends the whole job (`MPI_Abort`) with the code {@linkcode describeFailure} gives it,
+ * so that no rank is left waiting in a collective.
  */
 export async function runMpiMain(
-  main: (comm: Comm) => Promise<number> | number,
+  main: (openComm: OpenComm) => Promise<number> | number,
   options: OpenWorldOptions = {},
 ): Promise<never> {
-  return await runWorld(main, { ...options, failure: describeFailure });
+  let comm: Comm | null = null;
+  const openComm: OpenComm = () => (comm ??= openWorld(options));
+  let code: number;
+  try {
+    code = await main(openComm);
+  } catch (err) {
+    const failure = describeFailure(err);
+    const opened = comm as Comm | null;
+    if (opened !== null && opened.library !== null) opened.abort(failure.code, failure.message);
+    console.error(failure.message);
+    Deno.exit(failure.code);
+  }
+  (comm as Comm | null)?.finalize();
+  Deno.exit(code);
 }
 
 /** Formats a byte count for people: `1.5 GiB`. */

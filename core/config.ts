@@ -1,15 +1,20 @@
 /**
  * The YAML configuration shared with the downloader toolbox. This tool reads the toolbox's
- * keys it needs, plus an optional `data_transfer:` section of its own; every other key is
- * accepted and ignored.
+ * keys it needs, plus an optional `data_transfer:` section of its own, where an unknown key is
+ * an error (a typo would otherwise be ignored); every other key of the file is accepted and
+ * ignored. Every problem of a file is reported at once, one line each.
  * @module
  */
 
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, errorMessage } from "./errors.ts";
 import { isWithin } from "./is_within.ts";
 import type { Md5EngineChoice } from "./md5/open_engine.ts";
+import { isMapping, KeyReader } from "./config_reader.ts";
+import type { YamlMapping } from "./config_reader.ts";
+
+export { parseByteSize } from "./config_reader.ts";
 
 /** How a copy is checked before it is published. */
 export type VerifyMode = "md5" | "bytes";
@@ -40,6 +45,32 @@ export interface TransferSettings {
   md5Engine: Md5EngineChoice;
 }
 
+/**
+ * Keys of `tools_parameters` this tool reads. Each is checked only by the phases that use it:
+ * the toolbox's example configs hold `0` ("set me") in the ones a user's tools do not need.
+ */
+export const TOOLS_PARAMETERS = [
+  "num_workers",
+  "max_nodes",
+  "workers_per_node",
+  "cpu_per_worker",
+] as const;
+
+/** One of {@linkcode TOOLS_PARAMETERS}. */
+export type ToolsParameter = typeof TOOLS_PARAMETERS[number];
+
+/** The keys whose product is the world size of the worker jobs (used by `schedule`). */
+export const WORLD_SIZE_KEYS: readonly ToolsParameter[] = ["max_nodes", "workers_per_node"];
+
+/** The keys the Slurm chain needs (used by `submit`): the worker jobs' count and shape. */
+export const SUBMIT_KEYS: readonly ToolsParameter[] = TOOLS_PARAMETERS;
+
+/** Values of the `tools_parameters` keys that have no placeholder meaning when absent. */
+const TOOLS_PARAMETER_DEFAULTS: Readonly<Partial<Record<ToolsParameter, number>>> = {
+  num_workers: 1,
+  cpu_per_worker: 1,
+};
+
 /** A loaded, validated configuration with absolute paths. */
 export interface Config {
   /** Absolute path of the configuration file. */
@@ -50,20 +81,19 @@ export interface Config {
   imagesFolder: string;
   /** `<path_to_output_folder>/<output_structure.tools_folder>`: working area of all tools. */
   toolsFolder: string;
-  /** `tools_parameters.max_nodes`. */
-  maxNodes: number;
-  /** `tools_parameters.workers_per_node`. */
-  workersPerNode: number;
-  /** `tools_parameters.num_workers`: worker jobs submitted one after another (default 1). */
-  numWorkers: number;
-  /** `tools_parameters.cpu_per_worker` (default 1). */
-  cpuPerWorker: number;
+  /**
+   * The `tools_parameters` that hold a whole number >= 1 (`num_workers` and `cpu_per_worker`
+   * default to 1); read them with {@linkcode toolsParameter}.
+   */
+  toolsParameters: Readonly<Partial<Record<ToolsParameter, number>>>;
   /** `dst_image_folder`, absolute: successes files go to `server=<S>/data_<uuid>.parquet`. */
   dstImageFolder: string;
   /** `dst_error_folder`, absolute: errors files go to `server=<S>/errors_<uuid>.parquet`. */
   dstErrorFolder: string;
   /** The `data_transfer:` section with defaults applied. */
   transfer: TransferSettings;
+  /** Things in the file that are accepted but probably not what the user meant, one line each. */
+  warnings: readonly string[];
 }
 
 /** Defaults of the `data_transfer:` section. */
@@ -84,13 +114,35 @@ export const DEFAULT_TRANSFER_SETTINGS: Readonly<TransferSettings> = Object.free
 /** The environment variable the toolbox sets to name the config file. */
 export const CONFIG_ENV = "CONFIG_PATH";
 
-/** World size of the worker jobs: `max_nodes * workers_per_node`. */
-export function worldSize(config: Config): number {
-  return config.maxNodes * config.workersPerNode;
+/**
+ * A `tools_parameters` value. Throws {@linkcode ConfigError} when it is not a whole number
+ * >= 1 (a phase that uses a key names it when it loads the config, so this is a last guard).
+ */
+export function toolsParameter(config: Config, key: ToolsParameter): number {
+  const v = config.toolsParameters[key];
+  if (v === undefined) {
+    throw new ConfigError(
+      `${config.configPath}: key 'tools_parameters.${key}': expected a whole number >= 1`,
+    );
+  }
+  return v;
 }
 
-/** Reads, parses and validates a config file. Throws {@linkcode ConfigError}. */
-export async function loadConfig(path: string): Promise<Config> {
+/** World size of the worker jobs: `max_nodes * workers_per_node`. */
+export function worldSize(config: Config): number {
+  return toolsParameter(config, "max_nodes") * toolsParameter(config, "workers_per_node");
+}
+
+/**
+ * Reads, parses and validates a config file, and checks that `path_to_output_folder` is a
+ * folder holding the images folder (the downloader's output), so that no phase creates
+ * anything under a wrong path. `uses` names the `tools_parameters` the calling phase needs.
+ * Throws {@linkcode ConfigError} with every problem found.
+ */
+export async function loadConfig(
+  path: string,
+  uses: readonly ToolsParameter[] = [],
+): Promise<Config> {
   const abs = resolve(path);
   let text: string;
   try {
@@ -100,44 +152,144 @@ export async function loadConfig(path: string): Promise<Config> {
       ? "no such file"
       : err instanceof Deno.errors.IsADirectory
       ? "is a folder, expected a YAML file"
-      : (err as Error).message;
+      : errorMessage(err);
     throw new ConfigError(`${abs}: cannot read the config file: ${reason}`);
   }
-  return parseConfig(text, abs);
+  const { config, problems, foldersRead } = examineConfig(text, abs, uses);
+  if (foldersRead) problems.push(...await missingFolders(config));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
 }
 
-/** Parses config text; `path` names the file in messages and anchors relative paths. */
-export function parseConfig(text: string, path: string): Config {
+/**
+ * Parses config text; `path` names the file in messages and anchors relative paths; `uses`
+ * names the `tools_parameters` to check. Nothing on disk is looked at. Throws
+ * {@linkcode ConfigError} with every problem found.
+ */
+export function parseConfig(
+  text: string,
+  path: string,
+  uses: readonly ToolsParameter[] = [],
+): Config {
+  const { config, problems } = examineConfig(text, path, uses);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** What {@linkcode examineConfig} found: a config (meaningful only without problems). */
+interface Examined {
+  config: Config;
+  problems: string[];
+  /** Every path key was read without a problem (the folders can be looked at on disk). */
+  foldersRead: boolean;
+}
+
+function examineConfig(text: string, path: string, uses: readonly ToolsParameter[]): Examined {
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (err) {
-    const first = ((err as Error).message ?? String(err)).split("\n")[0];
+    const first = errorMessage(err).split("\n")[0];
     throw new ConfigError(`${path}: not valid YAML: ${first}`);
   }
-  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
+  if (!isMapping(doc)) {
     throw new ConfigError(`${path}: expected a YAML mapping of keys at the top level`);
   }
-  const r = new KeyReader(path, doc as Record<string, unknown>);
+  const r = new KeyReader(path, doc);
   const base = dirname(path);
-  const outputFolder = resolve(base, r.string("path_to_output_folder"));
-  const imagesFolder = resolve(outputFolder, r.string("output_structure.images_folder"));
-  const toolsFolder = resolve(outputFolder, r.string("output_structure.tools_folder"));
+  const output = r.string("path_to_output_folder");
+  const images = r.string("output_structure.images_folder");
+  const tools = r.string("output_structure.tools_folder");
+  const dstImages = r.string("dst_image_folder");
+  const dstErrors = r.string("dst_error_folder");
+  const outputFolder = resolve(base, output);
   const config: Config = {
     configPath: path,
     outputFolder,
-    imagesFolder,
-    toolsFolder,
-    maxNodes: r.positiveInt("tools_parameters.max_nodes"),
-    workersPerNode: r.positiveInt("tools_parameters.workers_per_node"),
-    numWorkers: r.positiveInt("tools_parameters.num_workers", 1),
-    cpuPerWorker: r.positiveInt("tools_parameters.cpu_per_worker", 1),
-    dstImageFolder: resolve(base, r.string("dst_image_folder")),
-    dstErrorFolder: resolve(base, r.string("dst_error_folder")),
+    imagesFolder: resolve(outputFolder, images),
+    toolsFolder: resolve(outputFolder, tools),
+    toolsParameters: readToolsParameters(r, uses),
+    dstImageFolder: resolve(base, dstImages),
+    dstErrorFolder: resolve(base, dstErrors),
     transfer: readTransferSettings(r),
+    warnings: misplacedSections(path, doc),
   };
-  checkFolders(path, config);
-  return config;
+  r.refuseUnread("data_transfer");
+  const pathsRead = [output, images, tools, dstImages, dstErrors].every((p) => p !== "");
+  if (pathsRead) checkFolders(r, config);
+  return { config, problems: r.problems, foldersRead: pathsRead };
+}
+
+function readToolsParameters(
+  r: KeyReader,
+  uses: readonly ToolsParameter[],
+): Partial<Record<ToolsParameter, number>> {
+  r.mapping("tools_parameters");
+  const out: Partial<Record<ToolsParameter, number>> = {};
+  for (const key of TOOLS_PARAMETERS) {
+    const v = r.get(`tools_parameters.${key}`);
+    const fallback = TOOLS_PARAMETER_DEFAULTS[key];
+    if ((v === undefined || v === null) && fallback !== undefined) out[key] = fallback;
+    else if (typeof v === "number" && Number.isSafeInteger(v) && v >= 1) out[key] = v;
+    else if (uses.includes(key)) {
+      const placeholder = v === 0 ? " (0 is the toolbox's placeholder: set it)" : "";
+      r.fail(`tools_parameters.${key}`, `a whole number >= 1${placeholder}`, v);
+    }
+  }
+  return out;
+}
+
+/**
+ * Warnings for a `data_transfer` mapping anywhere but at the top level: it is ignored, and
+ * most likely indented by mistake (for example appended to a file without a final newline).
+ */
+function misplacedSections(path: string, doc: YamlMapping): string[] {
+  const found: string[] = [];
+  const walk = (node: unknown, where: string, depth: number) => {
+    if (depth > 8) return;
+    if (Array.isArray(node)) node.forEach((v, i) => walk(v, `${where}[${i}]`, depth + 1));
+    if (!isMapping(node)) return;
+    for (const [key, value] of Object.entries(node)) {
+      const at = where === "" ? key : `${where}.${key}`;
+      if (depth > 0 && key === "data_transfer" && isMapping(value)) found.push(at);
+      walk(value, at, depth + 1);
+    }
+  };
+  walk(doc, "", 0);
+  return found.map((at) =>
+    `${path}: key '${at}' is ignored: this tool reads its settings from 'data_transfer:' at ` +
+    "the top level of the file; check the indentation (a file appended to without a final " +
+    "newline can end up indented)"
+  );
+}
+
+/**
+ * Problems of folders on disk: `path_to_output_folder` must be a folder and hold the images
+ * folder, or the config does not point at the downloader's output (nothing is created then).
+ */
+async function missingFolders(config: Config): Promise<string[]> {
+  const isFolder = async (p: string): Promise<string | null> => {
+    try {
+      return (await Deno.stat(p)).isDirectory ? null : "it is not a folder";
+    } catch (err) {
+      return err instanceof Deno.errors.NotFound ? "no such folder" : errorMessage(err);
+    }
+  };
+  const output = await isFolder(config.outputFolder);
+  if (output !== null) {
+    return [
+      `${config.configPath}: key 'path_to_output_folder': ${config.outputFolder} is not a ` +
+      `readable folder (${output}); set it to the downloader's output folder`,
+    ];
+  }
+  const images = await isFolder(config.imagesFolder);
+  if (images !== null) {
+    return [
+      `${config.configPath}: key 'output_structure.images_folder': ${config.imagesFolder} is ` +
+      `not a readable folder (${images}); is path_to_output_folder the downloader's output?`,
+    ];
+  }
+  return [];
 }
 
 function readTransferSettings(r: KeyReader): TransferSettings {
@@ -166,116 +318,41 @@ function readTransferSettings(r: KeyReader): TransferSettings {
   };
 }
 
-function checkFolders(path: string, c: Config): void {
+function checkFolders(r: KeyReader, c: Config): void {
   const pairs: Array<[string, string]> = [
     ["dst_image_folder", c.dstImageFolder],
     ["dst_error_folder", c.dstErrorFolder],
   ];
   for (const [key, dst] of pairs) {
     if (isWithin(c.imagesFolder, dst)) {
-      throw new ConfigError(
-        `${path}: key '${key}': ${dst} lies inside the source tree ${c.imagesFolder}; ` +
+      r.report(
+        `key '${key}': ${dst} lies inside the source tree ${c.imagesFolder}; ` +
           `expected a folder outside output_structure.images_folder`,
       );
-    }
-    if (isWithin(dst, c.imagesFolder)) {
-      throw new ConfigError(
-        `${path}: key '${key}': ${dst} contains the source tree ${c.imagesFolder}; ` +
+    } else if (isWithin(dst, c.imagesFolder)) {
+      r.report(
+        `key '${key}': ${dst} contains the source tree ${c.imagesFolder}; ` +
           `expected a folder that neither holds nor lies inside the source`,
       );
-    }
-    if (isWithin(dst, c.toolsFolder) || isWithin(c.toolsFolder, dst)) {
-      throw new ConfigError(
-        `${path}: key '${key}': ${dst} overlaps the tools folder ${c.toolsFolder}; ` +
+    } else if (isWithin(dst, c.toolsFolder) || isWithin(c.toolsFolder, dst)) {
+      r.report(
+        `key '${key}': ${dst} overlaps the tools folder ${c.toolsFolder}; ` +
           `expected a separate folder (readers glob the dataset folders)`,
       );
     }
   }
+  const [img, err] = [c.dstImageFolder, c.dstErrorFolder];
+  if (isWithin(img, err) || isWithin(err, img)) {
+    const how = img === err ? "is the same folder as" : "overlaps";
+    r.report(
+      `key 'dst_error_folder': ${err} ${how} dst_image_folder ${img}; expected two separate ` +
+        `folders (one dataset of successes files, one of errors files: their schemas differ)`,
+    );
+  }
   if (isWithin(c.toolsFolder, c.imagesFolder) || isWithin(c.imagesFolder, c.toolsFolder)) {
-    throw new ConfigError(
-      `${path}: key 'output_structure.tools_folder': ${c.toolsFolder} overlaps the source ` +
+    r.report(
+      `key 'output_structure.tools_folder': ${c.toolsFolder} overlaps the source ` +
         `tree ${c.imagesFolder}; expected separate folders`,
     );
   }
-}
-
-/** Reads dotted keys from a parsed YAML document with typed, located errors. */
-class KeyReader {
-  constructor(readonly path: string, readonly doc: Record<string, unknown>) {}
-
-  get(key: string): unknown {
-    let node: unknown = this.doc;
-    for (const part of key.split(".")) {
-      if (node === null || typeof node !== "object" || Array.isArray(node)) return undefined;
-      node = (node as Record<string, unknown>)[part];
-    }
-    return node;
-  }
-
-  fail(key: string, expected: string, value: unknown): never {
-    const got = value === undefined ? "it is missing" : `got ${JSON.stringify(value)}`;
-    throw new ConfigError(`${this.path}: key '${key}': expected ${expected}, ${got}`);
-  }
-
-  mapping(key: string): void {
-    const v = this.get(key);
-    if (v !== undefined && v !== null && (typeof v !== "object" || Array.isArray(v))) {
-      this.fail(key, "a mapping of settings", v);
-    }
-  }
-
-  string(key: string): string {
-    const v = this.get(key);
-    if (typeof v !== "string" || v.trim() === "") this.fail(key, "a non-empty path string", v);
-    return v;
-  }
-
-  positiveInt(key: string, fallback?: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
-    const v = this.get(key);
-    if ((v === undefined || v === null) && fallback !== undefined) return fallback;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-      const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `${min} to ${max}`;
-      this.fail(key, `a whole number ${range}`, v);
-    }
-    return v;
-  }
-
-  nonNegativeInt(key: string, fallback: number): number {
-    return this.positiveInt(key, fallback, 0);
-  }
-
-  bool(key: string, fallback: boolean): boolean {
-    const v = this.get(key);
-    if (v === undefined || v === null) return fallback;
-    if (typeof v !== "boolean") this.fail(key, "true or false", v);
-    return v;
-  }
-
-  choice(key: string, options: readonly string[], fallback: string): string {
-    const v = this.get(key);
-    if (v === undefined || v === null) return fallback;
-    if (typeof v !== "string" || !options.includes(v)) {
-      this.fail(key, `one of ${options.join(", ")}`, v);
-    }
-    return v;
-  }
-
-  byteSize(key: string, fallback: number, min: number, max: number): number {
-    const v = this.get(key);
-    if (v === undefined || v === null) return fallback;
-    const n = typeof v === "number" ? v : parseByteSize(String(v));
-    if (n === null || !Number.isInteger(n) || n < min || n > max) {
-      this.fail(key, `a size from ${min} bytes to 1GiB (bytes, or e.g. 8MiB)`, v);
-    }
-    return n;
-  }
-}
-
-/** Parses `8MiB`, `512KiB`, `1GiB`, `4096` into bytes, or returns null. */
-export function parseByteSize(text: string): number | null {
-  const m = /^\s*(\d+)\s*(B|KiB|MiB|GiB|K|M|G)?\s*$/i.exec(text);
-  if (!m) return null;
-  const unit = (m[2] ?? "B").toUpperCase().replace("IB", "");
-  const mult: Record<string, number> = { B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
-  return Number(m[1]) * mult[unit];
 }

@@ -16,8 +16,21 @@ export class UserError extends Error {
   }
 }
 
-/** The configuration file is missing, unreadable, not YAML, or has a bad key. */
-export class ConfigError extends UserError {}
+/**
+ * The configuration file is missing, unreadable, not YAML, or has bad keys. It carries every
+ * problem found, one line each (`message` is those lines joined), so that a user fixes them
+ * all in one go.
+ */
+export class ConfigError extends UserError {
+  /** One line per problem, each naming the file and the key. */
+  readonly problems: readonly string[];
+  /** Creates the error from one problem or several. */
+  constructor(problems: string | readonly string[]) {
+    const list = typeof problems === "string" ? [problems] : [...problems];
+    super(list.join("\n"));
+    this.problems = list;
+  }
+}
 
 /** An input tree, table or schedule is not in the expected form. */
 export class InputError extends UserError {}

@@ -33,6 +33,10 @@ export interface ToolPaths {
   manifest: string;
   /** Lock file serialising the filter and schedule phases. */
   lock: string;
+  /** The problems of the last filter run (JSON), re-checked by verify and status. */
+  filterProblems: string;
+  /** Where `verify --deep --repair` moves damaged published files (never deleted). */
+  quarantine: string;
 }
 
 /** Returns the paths of the tool's working folder for a config. */
@@ -49,6 +53,8 @@ export function toolPaths(config: Config): ToolPaths {
     runSummary: join(root, "run_summary.json"),
     manifest: join(root, "manifest.parquet"),
     lock: join(root, ".lock"),
+    filterProblems: join(root, "filter_problems.json"),
+    quarantine: join(root, "quarantine"),
   };
 }
 

@@ -1,5 +1,7 @@
 /**
- * `deno task filter --config FILE`: plans the transfer of every completed partition.
+ * `deno task filter --config FILE`: plans the transfer of every completed partition. What it
+ * cannot plan is reported (exit 3) and recorded in `filter_problems.json`, which `verify` and
+ * `status` check again.
  * @module
  */
 

@@ -94,5 +94,7 @@ if (import.meta.main) {
     console.error(`error: unknown argument "${args[0]}"\n\n${USAGE}`);
     Deno.exit(2);
   }
-  await runMpiMain((comm) => check(comm), { log: (line) => console.error(`mpi-check: ${line}`) });
+  await runMpiMain((openComm) => check(openComm()), {
+    log: (line) => console.error(`mpi-check: ${line}`),
+  });
 }

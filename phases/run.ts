@@ -14,6 +14,7 @@ import {
   CONFIG_OPTION,
   configFromCommand,
   formatBytes,
+  type OpenComm,
   parseCommand,
   runMpiMain,
   UsageError,
@@ -28,7 +29,7 @@ import { currentToken, formatToken } from "../core/transfer/temporaries.ts";
 import { rankLogPath, runRank, summarize } from "../core/transfer/runner.ts";
 import type { RankReport, RunnerHooks } from "../core/transfer/runner.ts";
 import { toolPaths } from "../core/layout.ts";
-import type { Comm } from "../mpi/mod.ts";
+import { readCheckpoint, requireSteps } from "../core/records/checkpoint.ts";
 
 function testHooks(env: Record<string, string>): RunnerHooks {
   const hooks: RunnerHooks = {};
@@ -58,7 +59,7 @@ function testHooks(env: Record<string, string>): RunnerHooks {
   };
 }
 
-async function main(comm: Comm): Promise<number> {
+async function main(openComm: OpenComm): Promise<number> {
   const cmd = parseCommand(
     "run",
     "Copies this rank's share of schedule.csv into the dataset: each file is read once while\n" +
@@ -76,6 +77,10 @@ async function main(comm: Comm): Promise<number> {
     },
   );
   const config = await configFromCommand(cmd, "run");
+  const paths = toolPaths(config);
+  // Checked before MPI starts, so that a run too early prints its one line alone.
+  requireSteps(await readCheckpoint(paths.checkpoint), paths.checkpoint, "schedule");
+  const comm = openComm();
   let timeLimitSeconds: number | undefined;
   if (cmd.values["time-limit"] !== undefined) {
     const parsed = parseSlurmDuration(String(cmd.values["time-limit"]));
@@ -86,7 +91,6 @@ async function main(comm: Comm): Promise<number> {
     }
     timeLimitSeconds = parsed;
   }
-  const paths = toolPaths(config);
   await Deno.mkdir(paths.logs, { recursive: true });
   const token = formatToken(currentToken());
   const logFile = await Deno.open(rankLogPath(config, comm.rank, token), {

@@ -10,6 +10,7 @@ import {
   parseCommand,
   runMain,
 } from "../core/cli.ts";
+import { WORLD_SIZE_KEYS } from "../core/config.ts";
 import { ExitCode } from "../core/exit_codes.ts";
 import { runSchedule } from "../core/plan/schedule.ts";
 
@@ -21,7 +22,7 @@ if (import.meta.main) {
         "max_nodes * workers_per_node ranks of the worker jobs, balanced by bytes.",
       CONFIG_OPTION,
     );
-    const config = await configFromCommand(cmd, "schedule");
+    const config = await configFromCommand(cmd, "schedule", WORLD_SIZE_KEYS);
     const s = await runSchedule(config);
     const ideal = s.bytes / s.world;
     const heaviest = Math.max(...s.loads);

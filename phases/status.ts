@@ -16,7 +16,8 @@ if (import.meta.main) {
       "status",
       "Shows where the transfer stands: phases done, files and bytes planned, scheduled,\n" +
         "verified, failed and left, the last run's rate and the time left at that rate.\n" +
-        "Reads only the tool's own files. Exit code 0 whatever the state.",
+        "Reads the tool's own files (and checks again the filter's problems with a stat each).\n" +
+        "Exit code 0 whatever the state; 2 when the config is wrong.",
       {
         ...CONFIG_OPTION,
         json: { type: "boolean", help: "print one JSON object (stable shape) instead" },

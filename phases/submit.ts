@@ -8,6 +8,7 @@
 
 import { resolve } from "node:path";
 import { CONFIG_OPTION, configFromCommand, parseCommand, runMain } from "../core/cli.ts";
+import { SUBMIT_KEYS } from "../core/config.ts";
 import { ExitCode } from "../core/exit_codes.ts";
 import { toolPaths } from "../core/layout.ts";
 import { readCheckpoint } from "../core/records/checkpoint.ts";
@@ -58,7 +59,7 @@ if (import.meta.main) {
         "dry-run": { type: "boolean", help: "print the sbatch commands, submit nothing" },
       },
     );
-    const config = await configFromCommand(cmd, "submit");
+    const config = await configFromCommand(cmd, "submit", SUBMIT_KEYS);
     const home = repositoryRoot();
     const sitePath = (cmd.values.site as string | undefined) ?? Deno.env.get(SITE_ENV) ??
       resolve(home, "slurm", "site.sh");

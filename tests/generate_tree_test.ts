@@ -328,7 +328,7 @@ Deno.test("tools/gen.ts: prints a summary, exits 2 on a bad argument", async () 
         [["--out", join(dir, "x"), "--incomplete", "1.5"], /--incomplete must be a number/],
         [["--rows", "3"], /--out DIR is required/],
         [["--out", out], /is not empty/],
-        [["--out", join(dir, "x"), "--nope"], /Unknown option/],
+        [["--out", join(dir, "x"), "--nope"], /unknown option --nope; see --help/],
       ] as Array<[string[], RegExp]>
     ) {
       const bad = await run(...args);

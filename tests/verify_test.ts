@@ -256,11 +256,16 @@ Deno.test("verify: work left exits 5 without completed; failures with nothing le
   await Deno.remove(ws.dir, { recursive: true });
 });
 
-Deno.test("verify: without a schedule says what to run", async () => {
+Deno.test("verify: without a schedule names the first step to run", async () => {
   const ws = await makeWorkspace();
   const r = await verify(ws);
   assertEquals(r.code, 2, r.stdout + r.stderr);
-  assertMatch(r.stderr, /no schedule yet; run 'deno task schedule' first/);
+  assertMatch(r.stderr, /filtering is not completed; run 'deno task filter' first/);
+  const f = await runScript("phases/filter.ts", ["--config", ws.configPath]);
+  assertEquals(f.code, 0, f.stderr);
+  const s = await verify(ws);
+  assertEquals(s.code, 2, s.stdout + s.stderr);
+  assertMatch(s.stderr, /no schedule yet; run 'deno task schedule' first/);
   await Deno.remove(ws.dir, { recursive: true });
 });
 

@@ -296,9 +296,6 @@ async function main(): Promise<number> {
     },
   );
   const v = cmd.values;
-  if (cmd.positionals.length > 0) {
-    throw new UsageError(`${NAME}: unexpected argument ${JSON.stringify(cmd.positionals[0])}`);
-  }
   const quick = v.quick === true;
   const rounds = v.rounds === undefined ? (quick ? 1 : 3) : Number(v.rounds);
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {

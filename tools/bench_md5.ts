@@ -3,11 +3,12 @@
  * kernel, 4, 8, 12, 16 lanes), the `wasm-simd` engine through its stream API with as many
  * concurrent streams, and node:crypto's single stream for comparison.
  *
- * Usage: `deno run -A tools/bench_md5.ts [--seconds=2] [--chunk-mib=1]` (seconds per row).
+ * Usage: `deno task bench-md5 [--seconds 2] [--chunk-mib 1] [--help]` (seconds per row).
  * @module
  */
 
 import { createHash } from "node:crypto";
+import { parseCommand, runMain, UsageError } from "../core/cli.ts";
 import { openSimdMd5Engine } from "../core/md5/simd_engine.ts";
 import {
   buildMd5Module,
@@ -27,9 +28,25 @@ interface Row {
 const GIB = 2 ** 30;
 const TRIES = 5;
 
-function flag(name: string, fallback: number): number {
-  const arg = Deno.args.find((a) => a.startsWith(`--${name}=`));
-  return arg ? Number(arg.slice(name.length + 3)) : fallback;
+/** The command line: `--seconds N` per row, `--chunk-mib N` per update; `--help`. */
+function options(): { seconds: number; chunkMib: number } {
+  const cmd = parseCommand(
+    "bench-md5",
+    "Measures MD5 throughput on one core: node:crypto, the wasm-simd kernels with 1 to 16\n" +
+      "lanes, and the wasm-simd engine with as many concurrent streams.",
+    {
+      seconds: { type: "string", value: "N", help: "seconds per row (default 2)" },
+      "chunk-mib": { type: "string", value: "N", help: "MiB per update (default 1)" },
+    },
+  );
+  const number = (key: string, fallback: number): number => {
+    const text = cmd.values[key];
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!(n > 0)) throw new UsageError(`bench-md5: --${key}: expected a number > 0, got "${text}"`);
+    return n;
+  };
+  return { seconds: number("seconds", 2), chunkMib: number("chunk-mib", 1) };
 }
 
 /**
@@ -137,9 +154,9 @@ function nodeRow(seconds: number, chunkBytes: number): Row {
   return { what: "node:crypto", lanes: 1, gibPerSecond: g };
 }
 
-if (import.meta.main) {
-  const seconds = flag("seconds", 2);
-  const chunkBytes = flag("chunk-mib", 1) * 1024 * 1024;
+async function main(): Promise<number> {
+  const { seconds, chunkMib } = options();
+  const chunkBytes = chunkMib * 1024 * 1024;
   const node = nodeRow(seconds, chunkBytes);
   const rows = [node, ...kernelRows(seconds), ...(await engineRows(seconds, chunkBytes))];
   console.log(`MD5 throughput on one core (Deno ${Deno.version.deno}, V8 ${Deno.version.v8})`);
@@ -152,4 +169,7 @@ if (import.meta.main) {
         `  ${(r.gibPerSecond / node.gibPerSecond).toFixed(2)}x`,
     );
   }
+  return 0;
 }
+
+if (import.meta.main) await runMain(main);

@@ -68,9 +68,6 @@ async function main(): Promise<number> {
     },
   );
   const v = cmd.values;
-  if (cmd.positionals.length > 0) {
-    throw new UsageError(`${NAME}: unexpected argument ${JSON.stringify(cmd.positionals[0])}`);
-  }
   if (typeof v.out !== "string" || v.out === "") {
     throw new UsageError(`${NAME}: --out DIR is required (see --help)`);
   }

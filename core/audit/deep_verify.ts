@@ -9,42 +9,19 @@
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { assignRanks } from "../plan/balance.ts";
-import { hashFile } from "../transfer/copy_file.ts";
-import { errorMessage } from "../errors.ts";
 import type { Md5Engine } from "../md5/engine.ts";
+import { openMd5Engine } from "../md5/open_engine.ts";
 import { mapPool } from "../map_pool.ts";
 import { parseTemporaryName } from "../layout.ts";
+import type { Comm } from "../../mpi/mod.ts";
 import { destinationRoots, isMd5SumsTemporary, MD5SUMS_NAME } from "./manifest.ts";
 import type { PublishedFile } from "./manifest.ts";
-import type { TransferState } from "./verify.ts";
-import { lstatOrNull } from "../io/lstat_or_null.ts";
-
-/**
- * What is wrong with a destination path:
- * - `missing`: logged as verified, not there;
- * - `size`: its size differs from the logged one (truncated or grown);
- * - `altered`: same size, another MD5;
- * - `not-a-file`: logged as verified, but a folder, a symlink or another non-regular entry;
- * - `unreadable`: could not be read;
- * - `stray`: in a destination folder, but no verification record explains it.
- */
-export type DeepProblemKind =
-  | "missing"
-  | "size"
-  | "altered"
-  | "not-a-file"
-  | "unreadable"
-  | "stray";
-
-/** One difference between the destination folders and the logs. */
-export interface DeepProblem {
-  /** What is wrong. */
-  kind: DeepProblemKind;
-  /** Absolute path concerned. */
-  path: string;
-  /** Details (sizes, hashes, the logged failure). */
-  detail: string;
-}
+import { readTransferState, verifyTransfer } from "./verify.ts";
+import type { TransferState, VerifyTransferResult } from "./verify.ts";
+import { checkPublished, entryType } from "./published_check.ts";
+import type { DeepProblem } from "./published_check.ts";
+import { repairProblems } from "./repair.ts";
+import type { RepairReport } from "./repair.ts";
 
 /** What one rank checked. */
 export interface DeepRankReport {
@@ -62,6 +39,8 @@ export interface DeepRankReport {
   temporaries: string[];
   /** Wall time in ms. */
   elapsedMs: number;
+  /** What `--repair` did with this rank's problems (nothing without it). */
+  repair: RepairReport;
 }
 
 /**
@@ -100,69 +79,6 @@ export function deepShare(
   return sorted.filter((_, i) => ranks[i] === rank);
 }
 
-function entryType(e: Deno.DirEntry | Deno.FileInfo): string {
-  return e.isSymlink
-    ? "a symlink"
-    : e.isDirectory
-    ? "a folder"
-    : e.isFile
-    ? "a file"
-    : "a special file";
-}
-
-/** Re-reads one published file; returns a problem, or null when it matches its record. */
-export async function checkPublished(
-  file: PublishedFile,
-  engine: Md5Engine,
-  bufferSize: number,
-): Promise<DeepProblem | null> {
-  const path = file.dstPath;
-  let info: Deno.FileInfo | null;
-  try {
-    info = await lstatOrNull(path);
-  } catch (err) {
-    return { kind: "unreadable", path, detail: errorMessage(err) };
-  }
-  if (info === null) {
-    return {
-      kind: "missing",
-      path,
-      detail: `logged as verified (${file.sizeBytes} bytes, md5 ${file.md5}) but not there`,
-    };
-  }
-  if (!info.isFile) {
-    return {
-      kind: "not-a-file",
-      path,
-      detail: `logged as a verified file, now ${entryType(info)}`,
-    };
-  }
-  if (info.size !== file.sizeBytes) {
-    const how = info.size < file.sizeBytes ? "truncated" : "grown";
-    return {
-      kind: "size",
-      path,
-      detail: `${how}: ${info.size} bytes, ${file.sizeBytes} logged`,
-    };
-  }
-  try {
-    const got = await hashFile(path, { engine, bufferSize });
-    if (got.sizeBytes !== file.sizeBytes) {
-      return {
-        kind: "size",
-        path,
-        detail: `size changed while read: ${got.sizeBytes} bytes, ${file.sizeBytes} logged`,
-      };
-    }
-    if (got.md5 !== file.md5) {
-      return { kind: "altered", path, detail: `md5 ${got.md5}, ${file.md5} logged` };
-    }
-  } catch (err) {
-    return { kind: "unreadable", path, detail: errorMessage(err) };
-  }
-  return null;
-}
-
 /** Folders to list for strays: the server folders of every destination root, sorted. */
 interface Listing {
   /** Folders below a root, to be walked (distributed over ranks). */
@@ -186,7 +102,7 @@ async function listRoots(roots: readonly string[], explained: ReadonlySet<string
     for (const e of entries) {
       const path = join(root, e.name);
       if (e.isDirectory && !e.isSymlink) {
-        if (!roots.includes(path)) listing.folders.push(path);
+        listing.folders.push(path);
       } else if (e.name === MD5SUMS_NAME && e.isFile) {
         continue;
       } else if (isMd5SumsTemporary(e.name) || parseTemporaryName(e.name) !== null) {
@@ -206,7 +122,6 @@ async function listRoots(roots: readonly string[], explained: ReadonlySet<string
 
 async function walkFolder(
   folder: string,
-  roots: readonly string[],
   explained: ReadonlySet<string>,
   failed: ReadonlyMap<string, string>,
   out: { problems: DeepProblem[]; temporaries: string[] },
@@ -214,7 +129,7 @@ async function walkFolder(
   for await (const e of Deno.readDir(folder)) {
     const path = join(folder, e.name);
     if (e.isDirectory && !e.isSymlink) {
-      if (!roots.includes(path)) await walkFolder(path, roots, explained, failed, out);
+      await walkFolder(path, explained, failed, out);
       continue;
     }
     if (e.isFile && explained.has(path)) continue;
@@ -252,6 +167,7 @@ export async function deepCheckRank(
     problems: [],
     temporaries: [],
     elapsedMs: 0,
+    repair: { repaired: [], failed: [] },
   };
   const found = (p: DeepProblem) => {
     report.problems.push(p);
@@ -278,7 +194,7 @@ export async function deepCheckRank(
   const out = { problems: [] as DeepProblem[], temporaries: report.temporaries };
   for (const folder of folders) {
     report.folders++;
-    await walkFolder(folder, roots, explained, failed, out);
+    await walkFolder(folder, explained, failed, out);
   }
   out.problems.forEach(found);
   report.elapsedMs = Date.now() - started;
@@ -297,5 +213,80 @@ export function mergeDeepReports(reports: readonly DeepRankReport[]): DeepReport
     problems,
     temporaries: reports.flatMap((r) => r.temporaries).sort(),
     elapsedMs: Math.max(0, ...reports.map((r) => r.elapsedMs)),
+    repair: {
+      repaired: reports.flatMap((r) => r.repair.repaired).sort(byPath),
+      failed: reports.flatMap((r) => r.repair.failed).sort(byPath),
+    },
   };
+}
+
+const byPath = (a: { path: string }, b: { path: string }) =>
+  a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+
+/** Options of {@linkcode runDeepVerify}. */
+export interface DeepVerifyOptions {
+  /** Record missing, truncated and altered files as no longer verified (see `repair.ts`). */
+  repair: boolean;
+  /** Receives rank 0's announcement before the check starts. */
+  announce?: (line: string) => void;
+  /** Receives notes of the MD5 engine (prefixed with the rank). */
+  log?: (line: string) => void;
+}
+
+/** What {@linkcode runDeepVerify} found and did. */
+export interface DeepVerifyResult {
+  /** The verify phase's result, after the repair when there was one. */
+  verify: VerifyTransferResult;
+  /** The merged deep check (all problems found, and what the repair did). */
+  deep: DeepReport;
+}
+
+/**
+ * `verify --deep [--repair]` on every rank of `comm`: each rank re-reads its share of the
+ * published files and lists its share of the folders (and, with `repair`, repairs what it
+ * found, once every rank has finished looking); rank 0 gathers the reports, re-reads the logs
+ * after a repair, and runs the verify phase with the problems that are left. Returns the exit
+ * code on every rank, and the result on rank 0 (null elsewhere).
+ */
+export async function runDeepVerify(
+  config: Config,
+  comm: Comm,
+  options: DeepVerifyOptions,
+): Promise<{ code: number; result: DeepVerifyResult | null }> {
+  const state = await readTransferState(config, { requireSchedule: true });
+  const engine = openMd5Engine({
+    prefer: config.transfer.md5Engine,
+    log: (line) => options.log?.(`[rank ${comm.rank}] ${line}`),
+  });
+  if (comm.rank === 0) {
+    options.announce?.(
+      `verify --deep: ${comm.size} rank(s), MPI ${comm.implementation}, md5 engine ` +
+        `${engine.name}, ${state.published.length} published files`,
+    );
+  }
+  let mine: DeepRankReport;
+  try {
+    mine = await deepCheckRank(config, state, { rank: comm.rank, size: comm.size, engine });
+  } finally {
+    engine.close();
+  }
+  if (options.repair) {
+    comm.barrier(); // nothing is moved while another rank still lists the folders
+    mine.repair = await repairProblems(config, mine.problems, state.published, comm.rank);
+  }
+  const encoder = new TextEncoder();
+  const gathered = comm.gather(encoder.encode(JSON.stringify(mine)), 0);
+  let result: DeepVerifyResult | null = null;
+  if (gathered !== null) {
+    const decoder = new TextDecoder();
+    const deep = mergeDeepReports(gathered.map((b) => JSON.parse(decoder.decode(b))));
+    const repaired = new Set(deep.repair.repaired.map((r) => r.path));
+    const verify = await verifyTransfer(config, {
+      state: repaired.size > 0 ? await readTransferState(config, { requireSchedule: true }) : state,
+      deepProblems: deep.problems.filter((p) => !repaired.has(p.path)),
+    });
+    result = { verify, deep };
+  }
+  const code = comm.allreduce(result?.verify.code ?? 0, "max");
+  return { code, result };
 }

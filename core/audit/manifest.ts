@@ -196,9 +196,9 @@ export function formatMd5Sums(root: string, files: readonly PublishedFile[]): st
   return parts.join("");
 }
 
-/** The destination folders of a config, each once (both keys may name the same folder). */
+/** The two destination folders of a config (the config keeps them apart). */
 export function destinationRoots(config: Config): string[] {
-  return [...new Set([config.dstImageFolder, config.dstErrorFolder])];
+  return [config.dstImageFolder, config.dstErrorFolder];
 }
 
 async function isDirectory(path: string): Promise<boolean> {

@@ -3,7 +3,8 @@
  * verification logs, `run_summary.json`): no data file is read, no MPI is needed.
  *
  * The JSON form ({@linkcode StatusReport}, `deno task status --json`) is stable: fields are
- * only ever added, and `version` changes if one changes meaning.
+ * only ever added, and `version` changes if one changes meaning. Problems of the last filter
+ * run are checked again with a stat each (the only look outside the tool's folder).
  * @module
  */
 
@@ -14,6 +15,7 @@ import { toolPaths } from "../layout.ts";
 import { formatDuration } from "../transfer/progress.ts";
 import { readTransferState } from "./verify.ts";
 import type { Tally, TransferState } from "./verify.ts";
+import type { StandingProblem } from "../plan/filter_problems.ts";
 import type { RunSummary } from "../transfer/runner.ts";
 
 /** Version of the JSON shape of {@linkcode StatusReport}. */
@@ -68,6 +70,11 @@ export interface StatusReport extends
   etaSeconds: number | null;
   /** Remarks (an unreadable run summary, a schedule older than the filter). */
   notes: string[];
+  /**
+   * Problems of the last filter run that are still true, each with what to do (`verify`
+   * exits 3 and the transfer is not complete while one stands).
+   */
+  filterProblems: StandingProblem[];
 }
 
 function num(v: unknown): number {
@@ -147,6 +154,7 @@ export async function readStatus(config: Config, now: Date = new Date()): Promis
     lastRun,
     etaSeconds,
     notes,
+    filterProblems: state.filterProblems,
   };
 }
 
@@ -198,6 +206,13 @@ export function formatStatus(s: StatusReport): string {
     }`,
   );
   lines.push(`logs: ${s.logs.files} verification log(s), ${s.logs.badLines} line(s) ignored`);
+  for (const p of s.filterProblems) lines.push(`problem: ${p.path}: ${p.reason}; ${p.advice}`);
+  if (s.filterProblems.length > 0) {
+    lines.push(
+      `note: ${s.filterProblems.length} problem(s) of the filter still stand (listed above): ` +
+        "the transfer is not complete while they do",
+    );
+  }
   for (const n of s.notes) lines.push(`note: ${n}`);
   return lines.join("\n");
 }

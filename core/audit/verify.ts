@@ -1,13 +1,15 @@
 /**
  * The verify phase: compares the plan (filter tables and schedule) with every verification
- * log, without reading any data file. Reports what is left and every failure, writes the
- * manifest and the `_MD5SUMS` lists of what is published, and sets `completed` in the
- * checkpoint when every planned file is verified.
+ * log, checks with one stat each that every published file is there with its logged size
+ * (no data file is read), and checks again the problems the filter recorded. Reports what is
+ * left, every failure, damage and standing filter problem, writes the manifest and the
+ * `_MD5SUMS` lists of what is published, and sets `completed` in the checkpoint when every
+ * planned file is verified and nothing stands in the way.
  * @module
  */
 
 import type { Config } from "../config.ts";
-import { readCheckpoint, updateCheckpoint } from "../records/checkpoint.ts";
+import { readCheckpoint, requireSteps, updateCheckpoint } from "../records/checkpoint.ts";
 import type { Checkpoint } from "../records/checkpoint.ts";
 import { ExitCode } from "../exit_codes.ts";
 import type { ExitCodeValue } from "../exit_codes.ts";
@@ -19,6 +21,11 @@ import { readVerificationLogs } from "../records/verification_log.ts";
 import type { VerificationRecord, VerificationState } from "../records/verification_log.ts";
 import { writeManifest, writeMd5Sums } from "./manifest.ts";
 import type { PublishedFile } from "./manifest.ts";
+import { statEveryPublished } from "./published_check.ts";
+import { lstatOrNull } from "../io/lstat_or_null.ts";
+import type { DeepProblem } from "./published_check.ts";
+import { standingFilterProblems } from "../plan/filter_problems.ts";
+import type { StandingProblem } from "../plan/filter_problems.ts";
 
 /** A count of files and their bytes. */
 export interface Tally {
@@ -76,6 +83,11 @@ export interface TransferState {
   badLogLines: string[];
   /** Whether a schedule exists. */
   hasSchedule: boolean;
+  /**
+   * Problems of the last filter run that are still true (a completed partition with a file
+   * missing, say): the transfer is not complete while one stands.
+   */
+  filterProblems: StandingProblem[];
 }
 
 const tally = (): Tally => ({ files: 0, bytes: 0 });
@@ -133,6 +145,7 @@ export function assessState(
     logFiles: logs.files.length,
     badLogLines: logs.badLines,
     hasSchedule: schedule !== null,
+    filterProblems: [],
   };
   for (const r of schedule ?? []) {
     add(s.scheduled, r.sizeBytes);
@@ -190,7 +203,9 @@ async function readScheduleIfAny(path: string, required: boolean): Promise<Sched
 /**
  * Reads the schedule (when there is one), the logs and, unless the checkpoint says the
  * schedule was made from the current filter tables (`scheduling_completed: true`), the
- * filter tables. No data file is read.
+ * filter tables; then checks again, with a stat each, the problems of the last filter run.
+ * No data file is read. With `requireSchedule`, a missing schedule is an
+ * {@linkcode InputError} naming the first step to run.
  */
 export async function readTransferState(
   config: Config,
@@ -198,20 +213,35 @@ export async function readTransferState(
 ): Promise<TransferState> {
   const paths = toolPaths(config);
   const checkpoint = await readCheckpoint(paths.checkpoint);
+  if (options.requireSchedule && (await lstatOrNull(paths.schedule)) === null) {
+    requireSteps(checkpoint, paths.checkpoint, "filter"); // names the filter if it never ran
+  }
   const upToDate = checkpoint.scheduling_completed === true;
   const [schedule, logs, planned] = await Promise.all([
     readScheduleIfAny(paths.schedule, options.requireSchedule === true),
     readVerificationLogs(paths.verification),
     upToDate ? null : readFilterTables(paths.filterTables),
   ]);
-  return assessState(schedule === null ? planned ?? [] : planned, schedule, logs);
+  const state = assessState(schedule === null ? planned ?? [] : planned, schedule, logs);
+  state.filterProblems = await standingFilterProblems(paths.filterProblems, () => {
+    const sources = new Set<string>();
+    for (const r of schedule ?? []) sources.add(r.srcPath);
+    for (const r of planned ?? []) sources.add(r.srcPath);
+    return sources;
+  });
+  return state;
 }
 
 /** What {@linkcode verifyTransfer} found and did. */
 export interface VerifyTransferResult {
   /** The state of the transfer. */
   state: TransferState;
-  /** `0` complete, `5` work left, `3` failures and nothing else left. */
+  /**
+   * Published files not as their records say: found by one stat each (plain verify), or the
+   * deep check's problems that were not repaired (`--deep`).
+   */
+  damaged: DeepProblem[];
+  /** `0` complete, `5` work left, `3` failures, damage or filter problems and nothing left. */
   code: ExitCodeValue;
   /** Whether `completed: true` is now in the checkpoint. */
   completed: boolean;
@@ -225,31 +255,36 @@ export interface VerifyTransferResult {
 
 /**
  * The exit code of a state: {@linkcode ExitCode.Incomplete} when files are left (scheduled
- * without a record, or planned and not scheduled), else {@linkcode ExitCode.Failures} when
- * some failed, else {@linkcode ExitCode.Ok}.
+ * and not verified, or planned and not scheduled), else {@linkcode ExitCode.Failures} when
+ * some failed, `damaged` files were found or filter problems stand, else
+ * {@linkcode ExitCode.Ok}.
  */
-export function verifyCode(state: TransferState): ExitCodeValue {
+export function verifyCode(state: TransferState, damaged = 0): ExitCodeValue {
   if (state.left.files > 0 || state.unscheduled.files > 0) return ExitCode.Incomplete;
-  if (state.failed.files > 0) return ExitCode.Failures;
+  if (state.failed.files > 0 || damaged > 0 || state.filterProblems.length > 0) {
+    return ExitCode.Failures;
+  }
   return ExitCode.Ok;
 }
 
 /** Options of {@linkcode verifyTransfer}. */
 export interface VerifyTransferOptions {
   /**
-   * Extra problems found by a deep check: when true, the transfer is not complete whatever
-   * the logs say (the code becomes {@linkcode ExitCode.Failures} unless files are left).
+   * Problems a deep check found and did not repair. When given, the published files are not
+   * looked at again; when absent, each is checked with one stat (exists, regular, its size).
    */
-  deepProblems?: boolean;
+  deepProblems?: readonly DeepProblem[];
   /** A state already read (by {@linkcode readTransferState}); read afresh when absent. */
   state?: TransferState;
 }
 
 /**
- * Runs the verify phase: reads the plan and the logs (no data file is read), writes the
- * manifest and the `_MD5SUMS` lists of every verified file, and sets `completed: true` in the
- * checkpoint when nothing is left or failed (and clears a stale `completed: true` otherwise).
- * Throws an {@linkcode InputError} when there is no schedule.
+ * Runs the verify phase: reads the plan and the logs, checks every published file with one
+ * stat (no data is read; skipped when a deep check's problems are given), writes the manifest
+ * and the `_MD5SUMS` lists of every verified file, and sets `completed: true` in the
+ * checkpoint when nothing is left, failed or damaged and no filter problem stands (and clears
+ * a stale `completed: true` otherwise). Throws an {@linkcode InputError} when there is no
+ * schedule.
  */
 export async function verifyTransfer(
   config: Config,
@@ -257,8 +292,10 @@ export async function verifyTransfer(
 ): Promise<VerifyTransferResult> {
   const paths = toolPaths(config);
   const state = options.state ?? await readTransferState(config, { requireSchedule: true });
-  let code = verifyCode(state);
-  if (options.deepProblems && code === ExitCode.Ok) code = ExitCode.Failures;
+  const damaged = options.deepProblems
+    ? [...options.deepProblems]
+    : await statEveryPublished(state.published);
+  const code = verifyCode(state, damaged.length);
   await writeManifest(paths.manifest, state.published);
   const md5sums = await writeMd5Sums(config, state.published);
   const complete = code === ExitCode.Ok;
@@ -270,6 +307,7 @@ export async function verifyTransfer(
   }
   return {
     state,
+    damaged,
     code,
     completed: checkpoint.completed === true,
     manifest: paths.manifest,

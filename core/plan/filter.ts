@@ -17,15 +17,14 @@ import { formatFilterTable, readFilterTables } from "./plan_table.ts";
 import type { PlanRow } from "./plan_table.ts";
 import { mapPool } from "../map_pool.ts";
 import { withToolLock } from "../records/tool_lock.ts";
+import { COMPLETED_MARKER, writeFilterProblems } from "./filter_problems.ts";
+import type { FilterProblem } from "./filter_problems.ts";
 
-/** Marker file the downloader writes when a partition is complete. */
-export const COMPLETED_MARKER = "completed";
-
-/** Something the filter could not plan, with the reason. */
-export interface FilterProblem {
-  /** The path concerned. */
+/** A planned source that changed or vanished since it was planned (kept as planned). */
+export interface PlanNotice {
+  /** The source path. */
   path: string;
-  /** What is wrong, in words a user can act on. */
+  /** What changed. */
   reason: string;
 }
 
@@ -46,10 +45,10 @@ export interface FilterSummary {
   /** Bytes planned in all. */
   totalBytes: number;
   /** Planned sources whose size or modification time changed since they were planned. */
-  changed: FilterProblem[];
+  changed: PlanNotice[];
   /** Planned sources that are gone (kept in the plan). */
-  vanished: FilterProblem[];
-  /** Files or folders that could not be planned. */
+  vanished: PlanNotice[];
+  /** Files or folders that could not be planned (also written to `filter_problems.json`). */
   problems: FilterProblem[];
   /** The filter table written by this run, or null when nothing new was found. */
   tableWritten: string | null;
@@ -76,11 +75,12 @@ export async function runFilter(
   options: FilterOptions = {},
 ): Promise<FilterSummary> {
   const paths = toolPaths(config);
+  const root = await imagesRoot(config);
   await Deno.mkdir(paths.filterTables, { recursive: true });
   return await withToolLock(paths.lock, "filter or schedule", async () => {
     const planned = await readFilterTables(paths.filterTables);
     const bySrc = new Map(planned.map((r) => [r.srcPath, r]));
-    const scan = await scanTree(config, options.concurrency ?? 32);
+    const scan = await scanTree(config, root, options.concurrency ?? 32);
     const summary: FilterSummary = {
       partitionsSeen: scan.partitionsSeen,
       partitionsCompleted: scan.partitionsCompleted,
@@ -131,10 +131,11 @@ export async function runFilter(
       summary.totalFiles += fresh.length;
       summary.totalBytes += summary.newBytes;
     }
+    await writeFilterProblems(paths.filterProblems, summary.problems);
     await updateCheckpoint(paths.checkpoint, {
       filtering_completed: true,
       scheduling_completed: false,
-      ...(fresh.length > 0 ? { completed: false } : {}),
+      ...(fresh.length > 0 || summary.problems.length > 0 ? { completed: false } : {}),
     });
     return summary;
   });
@@ -182,18 +183,23 @@ async function checkFolderEntry(
   return info.isDirectory ? null : "is a symlink to something that is not a folder";
 }
 
-async function scanTree(config: Config, concurrency: number): Promise<ScanResult> {
+/** The images folder with its symlinks resolved; an {@linkcode InputError} if unusable. */
+async function imagesRoot(config: Config): Promise<string> {
   const images = config.imagesFolder;
-  let root: string;
   try {
-    root = await Deno.realPath(images);
+    const root = await Deno.realPath(images);
     if (!(await Deno.stat(root)).isDirectory) throw new Deno.errors.NotADirectory();
+    return root;
   } catch (err) {
     throw new InputError(
       `${config.configPath}: key 'output_structure.images_folder': ${images} is not a readable ` +
         `folder (${describe(err)})`,
     );
   }
+}
+
+async function scanTree(config: Config, root: string, concurrency: number): Promise<ScanResult> {
+  const images = config.imagesFolder;
   const result: ScanResult = { files: [], problems: [], partitionsSeen: 0, partitionsCompleted: 0 };
   const partitions: Array<{ path: string; server: string; partition: string }> = [];
   for (const s of await listDir(images)) {
@@ -202,27 +208,39 @@ async function scanTree(config: Config, concurrency: number): Promise<ScanResult
     const server = s.name.slice("server_name=".length);
     const bad = await checkFolderEntry(serverPath, s, root);
     if (bad) {
-      result.problems.push({ path: serverPath, reason: bad });
+      result.problems.push({ path: serverPath, reason: bad, entry: serverPath, partition: null });
       continue;
     }
     if (/[\r\n]/.test(serverPath)) {
       result.problems.push({
         path: JSON.stringify(serverPath),
         reason: "holds a line break: refused",
+        entry: serverPath,
+        partition: null,
       });
       continue;
     }
     try {
       safeServerName(server);
     } catch (err) {
-      result.problems.push({ path: serverPath, reason: (err as Error).message });
+      result.problems.push({
+        path: serverPath,
+        reason: (err as Error).message,
+        entry: serverPath,
+        partition: null,
+      });
       continue;
     }
     let entries: Deno.DirEntry[];
     try {
       entries = await listDir(serverPath);
     } catch (err) {
-      result.problems.push({ path: serverPath, reason: `cannot list: ${describe(err)}` });
+      result.problems.push({
+        path: serverPath,
+        reason: `cannot list: ${describe(err)}`,
+        entry: serverPath,
+        partition: null,
+      });
       continue;
     }
     for (const p of entries) {
@@ -230,7 +248,7 @@ async function scanTree(config: Config, concurrency: number): Promise<ScanResult
       const path = join(serverPath, p.name);
       const badPartition = await checkFolderEntry(path, p, root);
       if (badPartition) {
-        result.problems.push({ path, reason: badPartition });
+        result.problems.push({ path, reason: badPartition, entry: path, partition: null });
         continue;
       }
       partitions.push({ path, server, partition: p.name.slice("partition_id=".length) });
@@ -241,32 +259,44 @@ async function scanTree(config: Config, concurrency: number): Promise<ScanResult
     const problems: FilterProblem[] = [];
     const files: FoundFile[] = [];
     if (/[\r\n]/.test(p.path)) {
-      problems.push({ path: JSON.stringify(p.path), reason: "holds a line break: refused" });
+      problems.push({
+        path: JSON.stringify(p.path),
+        reason: "holds a line break: refused",
+        entry: p.path,
+        partition: null,
+      });
       return { completed: false, files, problems };
     }
     let names: Map<string, Deno.DirEntry>;
     try {
       names = new Map((await listDir(p.path)).map((e) => [e.name, e]));
     } catch (err) {
-      problems.push({ path: p.path, reason: `cannot list: ${describe(err)}` });
+      problems.push({
+        path: p.path,
+        reason: `cannot list: ${describe(err)}`,
+        entry: p.path,
+        partition: null,
+      });
       return { completed: false, files, problems };
     }
     if (!names.has(COMPLETED_MARKER)) return { completed: false, files, problems };
     for (const kind of ["successes", "errors"] as const) {
       const srcPath = join(p.path, SOURCE_FILE[kind]);
+      const skip = (reason: string) =>
+        problems.push({ path: srcPath, reason, entry: srcPath, partition: p.path });
       const entry = names.get(SOURCE_FILE[kind]);
       if (!entry) {
-        problems.push({ path: srcPath, reason: "missing in a completed partition: skipped" });
+        skip("missing in a completed partition: skipped");
         continue;
       }
       try {
         if (entry.isSymlink) {
-          problems.push({ path: srcPath, reason: "is a symlink: refused (copy the file itself)" });
+          skip("is a symlink: refused (copy the file itself)");
           continue;
         }
         const info = await Deno.lstat(srcPath);
         if (!info.isFile) {
-          problems.push({ path: srcPath, reason: "is not a regular file: skipped" });
+          skip("is not a regular file: skipped");
           continue;
         }
         files.push({
@@ -278,7 +308,7 @@ async function scanTree(config: Config, concurrency: number): Promise<ScanResult
           mtimeMs: info.mtime?.getTime() ?? 0,
         });
       } catch (err) {
-        problems.push({ path: srcPath, reason: `cannot stat: ${describe(err)}` });
+        skip(`cannot stat: ${describe(err)}`);
       }
     }
     return { completed: true, files, problems };

@@ -6,7 +6,7 @@
 
 import type { Config } from "../config.ts";
 import { worldSize } from "../config.ts";
-import { readCheckpoint, updateCheckpoint } from "../records/checkpoint.ts";
+import { readCheckpoint, requireSteps, updateCheckpoint } from "../records/checkpoint.ts";
 import { InputError } from "../errors.ts";
 import { writeFileAtomic } from "../records/atomic_file.ts";
 import { toolPaths } from "../layout.ts";
@@ -50,12 +50,7 @@ export function balanceRows<T extends PlanRow>(
 /** Runs the schedule phase for `config`. */
 export async function runSchedule(config: Config): Promise<ScheduleSummary> {
   const paths = toolPaths(config);
-  const checkpoint = await readCheckpoint(paths.checkpoint);
-  if (checkpoint.filtering_completed !== true) {
-    throw new InputError(
-      `${paths.checkpoint}: filtering is not completed; run 'deno task filter' first`,
-    );
-  }
+  requireSteps(await readCheckpoint(paths.checkpoint), paths.checkpoint, "filter");
   if ((await listFilterTables(paths.filterTables)).length === 0) {
     throw new InputError(
       `${paths.filterTables}: no filter table yet; run 'deno task filter' first (if it ran, ` +

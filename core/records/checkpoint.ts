@@ -48,3 +48,23 @@ export async function updateCheckpoint(path: string, patch: Checkpoint): Promise
   await writeFileAtomic(path, stringifyYaml(next));
   return next;
 }
+
+/**
+ * Throws an {@linkcode InputError} naming the first step not done before a phase can run:
+ * the filter, then (when `through` is `"schedule"`) the scheduler. `path` is the checkpoint's.
+ */
+export function requireSteps(
+  checkpoint: Checkpoint,
+  path: string,
+  through: "filter" | "schedule",
+): void {
+  if (checkpoint.filtering_completed !== true) {
+    throw new InputError(`${path}: filtering is not completed; run 'deno task filter' first`);
+  }
+  if (through === "schedule" && checkpoint.scheduling_completed !== true) {
+    throw new InputError(
+      `${path}: scheduling is not completed (or the filter ran since); ` +
+        `run 'deno task schedule' first`,
+    );
+  }
+}

@@ -11,8 +11,15 @@ import { syncDirectory } from "../io/sync_directory.ts";
 import { writeAll } from "../io/write_all.ts";
 import type { VerifyMode } from "../config.ts";
 
-/** How a file ended. */
-export type RecordStatus = "verified" | "failed";
+/**
+ * What a record says of a destination: `verified` (copied and checked, or found published with
+ * the source's MD5), `failed` (with a reason), or `invalidated`: a file verified before was
+ * found missing, truncated or altered by `verify --deep --repair`, so it is to be copied again.
+ */
+export type RecordStatus = "verified" | "failed" | "invalidated";
+
+/** Every {@linkcode RecordStatus}. */
+export const RECORD_STATUSES: readonly RecordStatus[] = ["verified", "failed", "invalidated"];
 
 /** One line of a verification log. */
 export interface VerificationRecord {
@@ -26,13 +33,16 @@ export interface VerificationRecord {
   hashsumDst: string;
   /** Bytes of the file. */
   sizeBytes: number;
-  /** The check that was done: `md5`, `bytes`, or `existing` for a file found published. */
-  verifyMode: VerifyMode | "existing";
+  /**
+   * The check that was done: `md5`, `bytes`, `existing` for a file found published, or `deep`
+   * for an invalidation by `verify --deep --repair`.
+   */
+  verifyMode: VerifyMode | "existing" | "deep";
   /** ISO 8601 time of the record. */
   verifiedAt: string;
-  /** `verified` or `failed`. */
+  /** `verified`, `failed` or `invalidated`. */
   status: RecordStatus;
-  /** Why it failed (empty when verified). */
+  /** Why it failed or was invalidated (empty when verified). */
   reason: string;
   /** Rows of the parquet file (-1 when not known). */
   numRows: number;
@@ -155,12 +165,38 @@ export class VerificationLog {
 
 /** What {@linkcode readVerificationLogs} found. */
 export interface VerificationState {
-  /** Latest record per destination path (a later `verified` wins over an earlier failure). */
+  /**
+   * The record that stands for each destination path (see {@linkcode standingRecord}): its
+   * status is what the destination is now. Only `verified` means done.
+   */
   byDst: Map<string, VerificationRecord>;
   /** Logs read. */
   files: string[];
   /** Lines that did not parse (`file:line`), e.g. torn by a crash; they are ignored. */
   badLines: string[];
+}
+
+/** The latest record of each status for one destination (ties: the later file, then line). */
+export interface RecordsOfOne {
+  /** Latest `verified` record. */
+  verified?: VerificationRecord;
+  /** Latest `failed` record. */
+  failed?: VerificationRecord;
+  /** Latest `invalidated` record. */
+  invalidated?: VerificationRecord;
+}
+
+/**
+ * The record that stands for one destination. An invalidation voids every record before it;
+ * of the records after it (or of all, without one), a verification beats a failure whatever
+ * their order (a second runner that failed on a file another had published does not undo
+ * it); an invalidation with nothing after it stands, so the file is left to copy again.
+ */
+export function standingRecord(of: RecordsOfOne): VerificationRecord | undefined {
+  const cut = of.invalidated?.verifiedAt;
+  const after = (r: VerificationRecord | undefined) =>
+    r !== undefined && (cut === undefined || r.verifiedAt > cut) ? r : undefined;
+  return after(of.verified) ?? after(of.failed) ?? of.invalidated;
 }
 
 function fromRecord(r: Record<string, string>): VerificationRecord {
@@ -192,7 +228,7 @@ export async function readVerificationLogs(folder: string): Promise<Verification
     throw err;
   }
   names = names.sort();
-  const all: VerificationRecord[] = [];
+  const latest = new Map<string, RecordsOfOne>();
   for (const name of names) {
     const path = join(folder, name);
     state.files.push(path);
@@ -201,18 +237,17 @@ export async function readVerificationLogs(folder: string): Promise<Verification
     if (parsed.tornTail) state.badLines.push(`${path}:last line (torn)`);
     for (const rec of parsed.records) {
       const r = fromRecord(rec);
-      if (r.status === "verified" || r.status === "failed") all.push(r);
-      else state.badLines.push(`${path}: unknown status ${JSON.stringify(rec.status)}`);
+      if (!RECORD_STATUSES.includes(r.status)) {
+        state.badLines.push(`${path}: unknown status ${JSON.stringify(rec.status)}`);
+        continue;
+      }
+      // Per status the later record wins (ties: the later file, then the later line).
+      const of = latest.get(r.dstPath) ?? {};
+      const prev = of[r.status];
+      if (prev === undefined || r.verifiedAt >= prev.verifiedAt) of[r.status] = r;
+      latest.set(r.dstPath, of);
     }
   }
-  // One pass instead of a sort by time: a verified record beats a failure; between two of
-  // the same kind the later wins (ties: the later file, then the later line).
-  for (const r of all) {
-    const prev = state.byDst.get(r.dstPath);
-    if (
-      prev === undefined ||
-      (prev.status === r.status ? r.verifiedAt >= prev.verifiedAt : r.status === "verified")
-    ) state.byDst.set(r.dstPath, r);
-  }
+  for (const [dst, of] of latest) state.byDst.set(dst, standingRecord(of)!);
   return state;
 }

@@ -17,7 +17,7 @@
 import { writeAll } from "../io/write_all.ts";
 import { join, resolve } from "node:path";
 import type { Config } from "../config.ts";
-import { CONFIG_ENV } from "../config.ts";
+import { CONFIG_ENV, toolsParameter } from "../config.ts";
 import { readCheckpoint, updateCheckpoint } from "../records/checkpoint.ts";
 import type { Checkpoint } from "../records/checkpoint.ts";
 import { formatCsvLine, parseCsv, parseCsvLine } from "../records/csv.ts";
@@ -280,13 +280,14 @@ export function planSubmission(
   if (runScheduler) add("scheduler", "scheduler", "scheduler");
   if (runWorkers) {
     const workerArgs = [
-      `--nodes=${config.maxNodes}`,
-      `--ntasks-per-node=${config.workersPerNode}`,
-      `--cpus-per-task=${config.cpuPerWorker}`,
+      `--nodes=${toolsParameter(config, "max_nodes")}`,
+      `--ntasks-per-node=${toolsParameter(config, "workers_per_node")}`,
+      `--cpus-per-task=${toolsParameter(config, "cpu_per_worker")}`,
       `--time=${workerTime}`,
     ];
-    for (let i = 1; i <= config.numWorkers; i++) {
-      add("worker", `worker_${i}`, `worker ${i}/${config.numWorkers}`, workerArgs);
+    const workers = toolsParameter(config, "num_workers");
+    for (let i = 1; i <= workers; i++) {
+      add("worker", `worker_${i}`, `worker ${i}/${workers}`, workerArgs);
     }
     add("verifier", "verifier", "verifier");
   }

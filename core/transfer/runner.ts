@@ -7,7 +7,7 @@
 
 import { dirname, join } from "node:path";
 import type { Config } from "../config.ts";
-import { readCheckpoint } from "../records/checkpoint.ts";
+import { readCheckpoint, requireSteps } from "../records/checkpoint.ts";
 import { errorMessage, InputError } from "../errors.ts";
 import { syncDirectory } from "../io/sync_directory.ts";
 import {
@@ -139,13 +139,7 @@ export interface RankPlan {
 /** Loads the schedule and the logs and returns this rank's share of what is left. */
 export async function planRank(config: Config, rank: number, size: number): Promise<RankPlan> {
   const paths = toolPaths(config);
-  const checkpoint = await readCheckpoint(paths.checkpoint);
-  if (checkpoint.scheduling_completed !== true) {
-    throw new InputError(
-      `${paths.checkpoint}: scheduling is not completed (or the filter ran since); ` +
-        `run 'deno task schedule' first`,
-    );
-  }
+  requireSteps(await readCheckpoint(paths.checkpoint), paths.checkpoint, "schedule");
   const all = await readSchedule(paths.schedule);
   all.forEach((row, i) => checkRowRoots(config, row, `${paths.schedule} row ${i + 2}`));
   const state = await readVerificationLogs(paths.verification);

@@ -217,7 +217,8 @@ export async function makeWorkspace(
   transfer: Record<string, unknown>,
 ): Promise<Workspace> {
   await Deno.remove(dir, { recursive: true }).catch(() => {});
-  await Deno.mkdir(dir, { recursive: true });
+  // The output folder must exist: no phase creates anything under a folder that does not.
+  await Deno.mkdir(join(dir, "out"), { recursive: true });
   const configPath = join(dir, "config.yaml");
   const doc = {
     path_to_output_folder: join(dir, "out"),
