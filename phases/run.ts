@@ -64,7 +64,7 @@ function testHooks(env: Record<string, string>): RunnerHooks {
  */
 const AUTO_MD5_ENGINE = "wasm-simd";
 
-async function main(comm: Comm): Promise<number> {
+async function main(comm: Comm, args: string[]): Promise<number> {
   const cmd = parseCommand(
     "run",
     "Copies this rank's share of schedule.csv into the dataset: each file is read once while\n" +
@@ -80,6 +80,7 @@ async function main(comm: Comm): Promise<number> {
         help: "stop taking files this long after start ([D-]HH:MM:SS, MM:SS or 90s)",
       },
     },
+    args,
   );
   const config = await configFromCommand(cmd, "run");
   let timeLimitSeconds: number | undefined;
@@ -175,6 +176,9 @@ async function main(comm: Comm): Promise<number> {
   return code;
 }
 
-if (import.meta.main) {
-  await runWorld(main, { log: (line) => console.error(`note: ${line}`) });
+/** Runs this rank of the copy on `args` (default: the command line); exits with the job's code. */
+export function start(args: string[] = Deno.args): Promise<never> {
+  return runWorld((comm) => main(comm, args), { log: (line) => console.error(`note: ${line}`) });
 }
+
+if (import.meta.main) await start();

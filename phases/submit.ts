@@ -22,8 +22,9 @@ import {
 } from "../core/submit.ts";
 import type { SubmitOptions } from "../core/submit.ts";
 
-if (import.meta.main) {
-  await runMain(async () => {
+/** Submits the chain for `args` (default: the command line) and exits with its code. */
+export function start(args: string[] = Deno.args): Promise<never> {
+  return runMain(async () => {
     const cmd = parseCommand(
       "submit",
       "Submits the Slurm jobs of the transfer: filter, scheduler, tools_parameters.num_workers\n" +
@@ -57,6 +58,7 @@ if (import.meta.main) {
         site: { type: "string", value: "FILE", help: `site settings (default $${SITE_ENV})` },
         "dry-run": { type: "boolean", help: "print the sbatch commands, submit nothing" },
       },
+      args,
     );
     const config = await configFromCommand(cmd, "submit");
     const home = repositoryRoot();
@@ -89,3 +91,5 @@ if (import.meta.main) {
     return ExitCode.Ok;
   });
 }
+
+if (import.meta.main) await start();

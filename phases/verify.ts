@@ -81,7 +81,7 @@ function printResult(r: VerifyTransferResult, deep: DeepReport | null): void {
   }
 }
 
-async function main(comm: Comm): Promise<number> {
+async function main(comm: Comm, args: string[]): Promise<number> {
   const cmd = parseCommand(
     "verify",
     "Compares schedule.csv with every verification log (no data file is read), prints what is\n" +
@@ -94,6 +94,7 @@ async function main(comm: Comm): Promise<number> {
       ...CONFIG_OPTION,
       deep: { type: "boolean", help: "re-read every published file and look for strays" },
     },
+    args,
   );
   const config = await configFromCommand(cmd, "verify");
   let code: ExitCodeValue = ExitCode.Ok;
@@ -131,6 +132,9 @@ async function main(comm: Comm): Promise<number> {
   return comm.allreduce(code, "max");
 }
 
-if (import.meta.main) {
-  await runWorld(main, { log: (line) => console.error(`note: ${line}`) });
+/** Runs this rank of verify on `args` (default: the command line); exits with the job's code. */
+export function start(args: string[] = Deno.args): Promise<never> {
+  return runWorld((comm) => main(comm, args), { log: (line) => console.error(`note: ${line}`) });
 }
+
+if (import.meta.main) await start();
