@@ -44,4 +44,6 @@ export {
   type LauncherKind,
   libraryCandidates,
 } from "./locate.ts";
+export type { LoadFailure } from "./binding.ts";
+export { KNOWN_LIBRARIES, type LoadedLibrary, probeLibraries } from "./probe.ts";
 export { LIBRARY_ENV, openWorld, type OpenWorldOptions, runWorld } from "./world.ts";

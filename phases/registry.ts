@@ -8,6 +8,7 @@ import type { PhaseLoader } from "../core/setup/start_phase.ts";
 
 /** Every phase `deno task <phase>` and the Slurm jobs start, with the loader of its module. */
 export const PHASES: Readonly<Record<string, PhaseLoader>> = {
+  setup: () => import("./setup.ts"),
   filter: () => import("./filter.ts"),
   schedule: () => import("./schedule.ts"),
   run: () => import("./run.ts"),

@@ -66,3 +66,12 @@ export async function exitIfMissingDependency(
   }
   Deno.exit(ExitCode.Usage);
 }
+
+/** Deno's error output on one line: without colours, download notes or backtrace lines. */
+export function denoErrorLine(stderr: string): string {
+  const lines = stderr.replace(ANSI, "").split("\n").map((line) => line.trim());
+  return lines.filter((line) =>
+    line !== "" && !/^(Download|Stack backtrace|\d+: <unknown>)/.test(line)
+  )
+    .join(" ") || "no message";
+}
