@@ -95,6 +95,26 @@ export function detectLauncher(env: Env): Launcher | null {
   return null;
 }
 
+/**
+ * This process's rank as its launcher numbers it, read from the environment before any MPI
+ * library is loaded (`OMPI_COMM_WORLD_RANK`, `PMI_RANK`, `PMIX_RANK`, `MV2_COMM_WORLD_RANK`,
+ * `SLURM_PROCID`), or `null` when none is set.
+ */
+export function launcherRank(env: Env): number | null {
+  const names = [
+    "OMPI_COMM_WORLD_RANK",
+    "PMI_RANK",
+    "PMIX_RANK",
+    "MV2_COMM_WORLD_RANK",
+    "SLURM_PROCID",
+  ];
+  for (const name of names) {
+    const rank = count(env, name);
+    if (rank !== null) return rank;
+  }
+  return null;
+}
+
 function hasPrefix(env: Env, prefixes: readonly string[]): boolean {
   return Object.keys(env).some((name) => prefixes.some((prefix) => name.startsWith(prefix)));
 }

@@ -61,3 +61,5 @@ export {
   runWorld,
   type RunWorldOptions,
 } from "./world.ts";
+export type { LoadFailure } from "./binding.ts";
+export { KNOWN_LIBRARIES, type LoadedLibrary, probeLibraries } from "./probe.ts";

@@ -15,13 +15,15 @@ import {
 import { ExitCode } from "../core/exit_codes.ts";
 import { runFilter } from "../core/plan/filter.ts";
 
-if (import.meta.main) {
-  await runMain(async () => {
+/** Runs the filter on `args` (default: the command line) and exits with its code. */
+export function start(args: string[] = Deno.args): Promise<never> {
+  return runMain(async () => {
     const cmd = parseCommand(
       "filter",
       "Finds the successes.parquet and errors.parquet of every completed partition and plans a\n" +
         "destination for each file not planned before (filter_table/*.csv).",
       CONFIG_OPTION,
+      args,
     );
     const config = await configFromCommand(cmd, "filter");
     const s = await runFilter(config);
@@ -43,3 +45,5 @@ if (import.meta.main) {
     return s.problems.length > 0 ? ExitCode.Failures : ExitCode.Ok;
   });
 }
+
+if (import.meta.main) await start();

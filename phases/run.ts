@@ -59,7 +59,7 @@ function testHooks(env: Record<string, string>): RunnerHooks {
   };
 }
 
-async function main(openComm: OpenComm): Promise<number> {
+async function main(openComm: OpenComm, args: string[]): Promise<number> {
   const cmd = parseCommand(
     "run",
     "Copies this rank's share of schedule.csv into the dataset: each file is read once while\n" +
@@ -75,6 +75,7 @@ async function main(openComm: OpenComm): Promise<number> {
         help: "stop taking files this long after start ([D-]HH:MM:SS, MM:SS or 90s)",
       },
     },
+    args,
   );
   const config = await configFromCommand(cmd, "run");
   const paths = toolPaths(config);
@@ -172,6 +173,11 @@ async function main(openComm: OpenComm): Promise<number> {
   return code;
 }
 
-if (import.meta.main) {
-  await runMpiMain(main, { log: (line) => console.error(`note: ${line}`) });
+/** Runs this rank of the copy on `args` (default: the command line); exits with the job's code. */
+export function start(args: string[] = Deno.args): Promise<never> {
+  return runMpiMain((openComm) => main(openComm, args), {
+    log: (line) => console.error(`note: ${line}`),
+  });
 }
+
+if (import.meta.main) await start();

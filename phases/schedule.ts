@@ -14,13 +14,15 @@ import { WORLD_SIZE_KEYS } from "../core/config.ts";
 import { ExitCode } from "../core/exit_codes.ts";
 import { runSchedule } from "../core/plan/schedule.ts";
 
-if (import.meta.main) {
-  await runMain(async () => {
+/** Runs the scheduler on `args` (default: the command line) and exits with its code. */
+export function start(args: string[] = Deno.args): Promise<never> {
+  return runMain(async () => {
     const cmd = parseCommand(
       "schedule",
       "Combines all filter tables into schedule.csv, assigning files to the\n" +
         "max_nodes * workers_per_node ranks of the worker jobs, balanced by bytes.",
       CONFIG_OPTION,
+      args,
     );
     const config = await configFromCommand(cmd, "schedule", WORLD_SIZE_KEYS);
     const s = await runSchedule(config);
@@ -35,3 +37,5 @@ if (import.meta.main) {
     return ExitCode.Ok;
   });
 }
+
+if (import.meta.main) await start();

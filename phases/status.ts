@@ -10,8 +10,9 @@ import { ExitCode } from "../core/exit_codes.ts";
 import { formatStatus, readStatus } from "../core/audit/status.ts";
 import type { StatusReport } from "../core/audit/status.ts";
 
-if (import.meta.main) {
-  await runMain(async () => {
+/** Prints the status for `args` (default: the command line) and exits with its code. */
+export function start(args: string[] = Deno.args): Promise<never> {
+  return runMain(async () => {
     const cmd = parseCommand(
       "status",
       "Shows where the transfer stands: phases done, files and bytes planned, scheduled,\n" +
@@ -22,6 +23,7 @@ if (import.meta.main) {
         ...CONFIG_OPTION,
         json: { type: "boolean", help: "print one JSON object (stable shape) instead" },
       },
+      args,
     );
     const config = await configFromCommand(cmd, "status");
     const status: StatusReport = await readStatus(config);
@@ -29,3 +31,5 @@ if (import.meta.main) {
     return ExitCode.Ok;
   });
 }
+
+if (import.meta.main) await start();

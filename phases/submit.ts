@@ -23,8 +23,9 @@ import {
 } from "../core/slurm/submit.ts";
 import type { SubmitOptions } from "../core/slurm/submit.ts";
 
-if (import.meta.main) {
-  await runMain(async () => {
+/** Submits the chain for `args` (default: the command line) and exits with its code. */
+export function start(args: string[] = Deno.args): Promise<never> {
+  return runMain(async () => {
     const cmd = parseCommand(
       "submit",
       "Submits the Slurm jobs of the transfer: filter, scheduler, tools_parameters.num_workers\n" +
@@ -58,6 +59,7 @@ if (import.meta.main) {
         site: { type: "string", value: "FILE", help: `site settings (default $${SITE_ENV})` },
         "dry-run": { type: "boolean", help: "print the sbatch commands, submit nothing" },
       },
+      args,
     );
     const config = await configFromCommand(cmd, "submit", SUBMIT_KEYS);
     const home = repositoryRoot();
@@ -90,3 +92,5 @@ if (import.meta.main) {
     return ExitCode.Ok;
   });
 }
+
+if (import.meta.main) await start();

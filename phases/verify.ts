@@ -30,7 +30,7 @@ import { verifyTransfer } from "../core/audit/verify.ts";
 import { runDeepVerify } from "../core/audit/deep_verify.ts";
 import { printVerifyReport } from "../core/audit/verify_report.ts";
 
-async function main(openComm: OpenComm): Promise<number> {
+async function main(openComm: OpenComm, args: string[]): Promise<number> {
   const cmd = parseCommand(
     "verify",
     "Compares schedule.csv with every verification log, checks with one stat each that every\n" +
@@ -49,6 +49,7 @@ async function main(openComm: OpenComm): Promise<number> {
         help: "with --deep: record damaged files as not verified, quarantine them",
       },
     },
+    args,
   );
   const deep = cmd.values.deep === true;
   if (cmd.values.repair === true && !deep) {
@@ -71,6 +72,11 @@ async function main(openComm: OpenComm): Promise<number> {
   return code;
 }
 
-if (import.meta.main) {
-  await runMpiMain(main, { log: (line) => console.error(`note: ${line}`) });
+/** Runs this rank of verify on `args` (default: the command line); exits with the job's code. */
+export function start(args: string[] = Deno.args): Promise<never> {
+  return runMpiMain((openComm) => main(openComm, args), {
+    log: (line) => console.error(`note: ${line}`),
+  });
 }
+
+if (import.meta.main) await start();

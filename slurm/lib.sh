@@ -17,11 +17,15 @@ dt_explain() {
   esac
 }
 
-# dt_run_phase PHASE_SCRIPT [mpi]: sources the site file, then runs
-#   [DT_MPI_LAUNCH...] DT_DENO run -A $DT_HOME/phases/PHASE_SCRIPT --config $CONFIG_PATH
-# and exits with the phase's exit code.
+# dt_run_phase PHASE_SCRIPT [mpi]: sources the site file, then starts the phase of
+# phases/PHASE_SCRIPT (filter.ts, run.ts, ...) through phases/start.ts, from the Deno cache alone
+# (compute nodes have no network: `deno task setup` fills DENO_DIR beforehand), with the packages
+# pinned by deno.lock:
+#   [DT_MPI_LAUNCH...] DT_DENO run -q --cached-only --lock=$DT_HOME/deno.lock --frozen -A \
+#     $DT_HOME/phases/start.ts PHASE --config $CONFIG_PATH
+# and exits with the phase's exit code (2, with one line, when the cache lacks a package).
 dt_run_phase() {
-  local phase=$1 mode=${2:-single}
+  local phase=${1%.ts} mode=${2:-single}
   DT_SITE=${DT_SITE:-$DT_HOME/slurm/site.sh}
   if [[ ! -f "$DT_SITE" ]]; then
     echo "error: site settings $DT_SITE not found (set DT_SITE)" >&2
@@ -44,7 +48,8 @@ dt_run_phase() {
       "in $DT_SITE" >&2
     exit 2
   fi
-  local -a cmd=("$DT_DENO" run -A "$DT_HOME/phases/$phase" --config "$CONFIG_PATH")
+  local -a cmd=("$DT_DENO" run -q --cached-only --lock="$DT_HOME/deno.lock" --frozen -A
+    "$DT_HOME/phases/start.ts" "$phase" --config "$CONFIG_PATH")
   if [[ "$mode" == mpi ]]; then
     cmd=("${DT_MPI_LAUNCH[@]}" "${cmd[@]}")
     # Slurm >= 22.05: srun no longer inherits --cpus-per-task from the allocation.
@@ -52,7 +57,8 @@ dt_run_phase() {
   fi
   dt_say "job ${SLURM_JOB_ID:-none} (${SLURM_JOB_NAME:-?}) on ${SLURM_JOB_NODELIST:-$(hostname)}," \
     "${SLURM_NTASKS:-1} task(s); repository $DT_HOME; site $DT_SITE"
-  dt_say "deno: $("$DT_DENO" --version 2>/dev/null | head -n 1)"
+  dt_say "deno: $("$DT_DENO" --version 2>/dev/null | head -n 1);" \
+    "DENO_DIR ${DENO_DIR:-unset (the default cache)}"
   dt_say "command: ${cmd[*]}"
   local code=0
   "${cmd[@]}" || code=$?

@@ -23,10 +23,13 @@ DT_SBATCH_ARGS_VERIFIER=()
 # worker job continues. `deno task submit --worker-time` overrides it.
 DT_WORKER_TIME=03:00:00
 
-# The Deno executable on the compute nodes.
+# The Deno executable on the compute nodes (`deno task setup` prints the one it ran with).
 DT_DENO=deno
-# DT_DENO=$HOME/.deno/bin/deno
-# Deno's cache: the compute nodes need the same cached npm packages as the login node.
+# DT_DENO=$HOME/.local/bin/deno
+# Deno's cache. The jobs run the phases from it alone (--cached-only: compute nodes usually have
+# no network access), so fill it once with `deno task setup` on a login node and keep it on a
+# file system the compute nodes mount; setup prints this line with its folder. Unset, Deno uses
+# $XDG_CACHE_HOME/deno or ~/.cache/deno, which is fine when the home folder is shared.
 # export DENO_DIR=/shared/cache/deno
 
 # How the worker job starts its ranks (one per task of the allocation). The array is expanded
@@ -44,7 +47,9 @@ DT_MPI_LAUNCH=(srun --mpi=pmi2)
 # (path or soname), e.g. Open MPI's libmpi.so.40 or MPICH's libmpich.so.12.
 # export DT_MPI_LIBRARY=libmpich.so.12
 
-# Runs at the start of every job, before the phase: module loads and the like.
+# Runs at the start of every job, before the phase: module loads and the like. Load the MPI
+# library here (the runner loads libmpi itself); run the same module loads on the login node
+# before `deno task setup`, which checks that the library loads.
 dt_site_setup() {
   # module purge
   # module load mpich/4.0 deno/2

@@ -4,10 +4,14 @@
  * them is evidence that a file is real parquet.
  *
  * DuckDB needs `--allow-ffi` (Node-API addon), `--allow-read` and `--allow-env`; `-A` covers it.
+ *
+ * DuckDB is imported by its full npm specifier, not through `import_map.json` (which the phases
+ * use), so it stays out of the production `deno.lock`: a phase or `deno task setup` never
+ * downloads DuckDB's native bindings (tens of MB per platform).
  * @module
  */
 
-import { DuckDBInstance } from "@duckdb/node-api";
+import { DuckDBInstance } from "npm:@duckdb/node-api@1.5.5-r.5";
 import {
   type Compressors,
   type FileMetaData,
