@@ -11,18 +11,25 @@ import { ConfigError } from "./errors.ts";
 import { isWithin } from "./is_within.ts";
 import type { Md5EngineChoice } from "./md5/open_engine.ts";
 
-/** How a copy is checked before it is published. */
-export type VerifyMode = "md5" | "bytes";
+/**
+ * How a copy is checked before it is published: `md5`, the copy as read back from storage has
+ * the source's MD5 (every byte read back is compared with the source byte). The configuration
+ * also accepts `bytes`, which now does the same (see {@linkcode Config.notes}).
+ */
+export type VerifyMode = "md5";
 
 /** Settings of the `data_transfer:` section, with defaults applied. */
 export interface TransferSettings {
-  /** `md5`: hash the destination read back; `bytes`: compare it with the source byte for byte. */
+  /** The verification (see {@linkcode VerifyMode}). */
   verifyMode: VerifyMode;
   /** Extra attempts after a failed verification before a file is recorded as failed. */
   retries: number;
-  /** Size of one I/O buffer in bytes. */
+  /** Size of one I/O buffer in bytes, a multiple of 4096 (one read, write or read-back). */
   bufferSize: number;
-  /** Number of buffers per file in flight (reading, hashing and writing overlap). */
+  /**
+   * Buffers of a rank, shared by its files in flight: each range of a file in flight holds two
+   * (the source bytes and the same range read back), so memory is `buffers * bufferSize`.
+   */
   buffers: number;
   /** Files each rank copies at the same time. */
   filesInFlight: number;
@@ -34,8 +41,6 @@ export interface TransferSettings {
   progressIntervalSeconds: number;
   /** Verification records appended between two fsyncs of a rank's log. */
   logSyncEvery: number;
-  /** Ask the kernel to drop written pages so that verification reads come from storage. */
-  dropCache: boolean;
   /** MD5 implementation: `auto`, `wasm-simd`, `libcrypto` or `node:crypto`. */
   md5Engine: Md5EngineChoice;
 }
@@ -64,6 +69,11 @@ export interface Config {
   dstErrorFolder: string;
   /** The `data_transfer:` section with defaults applied. */
   transfer: TransferSettings;
+  /**
+   * One line each about settings accepted for compatibility that now mean something else;
+   * the run phase shows them.
+   */
+  notes: readonly string[];
 }
 
 /** Defaults of the `data_transfer:` section. */
@@ -71,13 +81,12 @@ export const DEFAULT_TRANSFER_SETTINGS: Readonly<TransferSettings> = Object.free
   verifyMode: "md5",
   retries: 2,
   bufferSize: 2 * 1024 * 1024,
-  buffers: 3,
+  buffers: 16,
   filesInFlight: 8,
   timeMarginSeconds: 300,
   allowInvalidParquet: false,
   progressIntervalSeconds: 30,
   logSyncEvery: 16,
-  dropCache: true,
   md5Engine: "auto",
 });
 
@@ -135,6 +144,12 @@ export function parseConfig(text: string, path: string): Config {
     dstImageFolder: resolve(base, r.string("dst_image_folder")),
     dstErrorFolder: resolve(base, r.string("dst_error_folder")),
     transfer: readTransferSettings(r),
+    notes: r.get("data_transfer.verify_mode") === "bytes"
+      ? [
+        `${path}: data_transfer.verify_mode: bytes now does the same as md5: every byte of ` +
+        `the copy is read back from storage and compared with the source, and the MD5 recorded`,
+      ]
+      : [],
   };
   checkFolders(path, config);
   return config;
@@ -143,12 +158,12 @@ export function parseConfig(text: string, path: string): Config {
 function readTransferSettings(r: KeyReader): TransferSettings {
   const d = DEFAULT_TRANSFER_SETTINGS;
   r.mapping("data_transfer");
-  const verifyMode = r.choice("data_transfer.verify_mode", ["md5", "bytes"], d.verifyMode);
+  r.choice("data_transfer.verify_mode", ["md5", "bytes"], d.verifyMode);
   return {
-    verifyMode: verifyMode as VerifyMode,
+    verifyMode: "md5",
     retries: r.nonNegativeInt("data_transfer.retries", d.retries),
-    bufferSize: r.byteSize("data_transfer.buffer_size", d.bufferSize, 4096, 1 << 30),
-    buffers: r.positiveInt("data_transfer.buffers", d.buffers, 2, 64),
+    bufferSize: r.byteSize("data_transfer.buffer_size", d.bufferSize, 4096, 1 << 30, 4096),
+    buffers: r.positiveInt("data_transfer.buffers", d.buffers, 2, 1024),
     filesInFlight: r.positiveInt("data_transfer.files_in_flight", d.filesInFlight, 1, 64),
     timeMarginSeconds: r.nonNegativeInt("data_transfer.time_margin_seconds", d.timeMarginSeconds),
     allowInvalidParquet: r.bool("data_transfer.allow_invalid_parquet", d.allowInvalidParquet),
@@ -157,7 +172,6 @@ function readTransferSettings(r: KeyReader): TransferSettings {
       d.progressIntervalSeconds,
     ),
     logSyncEvery: r.positiveInt("data_transfer.log_sync_every", d.logSyncEvery),
-    dropCache: r.bool("data_transfer.drop_cache", d.dropCache),
     md5Engine: r.choice(
       "data_transfer.md5_engine",
       ["auto", "wasm-simd", "libcrypto", "node:crypto"],
@@ -260,12 +274,16 @@ class KeyReader {
     return v;
   }
 
-  byteSize(key: string, fallback: number, min: number, max: number): number {
+  byteSize(key: string, fallback: number, min: number, max: number, multiple: number): number {
     const v = this.get(key);
     if (v === undefined || v === null) return fallback;
     const n = typeof v === "number" ? v : parseByteSize(String(v));
-    if (n === null || !Number.isInteger(n) || n < min || n > max) {
-      this.fail(key, `a size from ${min} bytes to 1GiB (bytes, or e.g. 8MiB)`, v);
+    if (n === null || !Number.isInteger(n) || n < min || n > max || n % multiple !== 0) {
+      this.fail(
+        key,
+        `a multiple of ${multiple} bytes from ${min} bytes to 1GiB (bytes, or e.g. 8MiB)`,
+        v,
+      );
     }
     return n;
   }

@@ -9,7 +9,8 @@
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { assignRanks } from "../plan/balance.ts";
-import { hashFile } from "../transfer/copy_file.ts";
+import { hashFile } from "../transfer/hash_file.ts";
+import { type Libc, openLibc } from "../io/libc.ts";
 import { errorMessage } from "../errors.ts";
 import type { Md5Engine } from "../md5/engine.ts";
 import { mapPool } from "../map_pool.ts";
@@ -115,6 +116,7 @@ export async function checkPublished(
   file: PublishedFile,
   engine: Md5Engine,
   bufferSize: number,
+  libc: Libc,
 ): Promise<DeepProblem | null> {
   const path = file.dstPath;
   let info: Deno.FileInfo | null;
@@ -146,7 +148,7 @@ export async function checkPublished(
     };
   }
   try {
-    const got = await hashFile(path, { engine, bufferSize });
+    const got = await hashFile(libc, path, { engine, bufferSize });
     if (got.sizeBytes !== file.sizeBytes) {
       return {
         kind: "size",
@@ -259,12 +261,17 @@ export async function deepCheckRank(
   };
   const mine = deepShare(state.published, options.rank, options.size);
   const t = config.transfer;
-  await mapPool(mine, Math.max(1, options.filesInFlight ?? t.filesInFlight), async (file) => {
-    const problem = await checkPublished(file, options.engine, t.bufferSize);
-    report.files++;
-    if (problem === null || problem.kind !== "missing") report.bytes += file.sizeBytes;
-    if (problem) found(problem);
-  });
+  const libc = openLibc();
+  try {
+    await mapPool(mine, Math.max(1, options.filesInFlight ?? t.filesInFlight), async (file) => {
+      const problem = await checkPublished(file, options.engine, t.bufferSize, libc);
+      report.files++;
+      if (problem === null || problem.kind !== "missing") report.bytes += file.sizeBytes;
+      if (problem) found(problem);
+    });
+  } finally {
+    libc.close();
+  }
 
   const roots = destinationRoots(config);
   const explained = new Set(state.published.map((f) => f.dstPath));
