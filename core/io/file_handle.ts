@@ -4,7 +4,7 @@
  * @module
  */
 
-import { DIRECT_IO_ALIGNMENT } from "./aligned_buffer.ts";
+import { alignedBuffer, alignUp, DIRECT_IO_ALIGNMENT } from "./aligned_buffer.ts";
 import { InvalidArgumentError } from "./io_errors.ts";
 import type { FdStat, Libc } from "./libc.ts";
 
@@ -68,6 +68,22 @@ export class FileHandle {
     return done;
   }
 
+  /**
+   * Reads `length` bytes at `offset` into a new buffer (fewer at the end of the file), in
+   * direct mode through an aligned buffer covering the range.
+   */
+  async readRange(offset: number, length: number): Promise<Uint8Array> {
+    if (!this.#direct) {
+      const buf = new Uint8Array(length);
+      return buf.subarray(0, await this.readFull(buf, offset));
+    }
+    const start = offset - (offset % DIRECT_IO_ALIGNMENT);
+    const buf = alignedBuffer(alignUp(offset + length) - start);
+    const n = await this.readFull(buf, start);
+    const skip = offset - start;
+    return buf.subarray(skip, Math.max(skip, Math.min(n, skip + length)));
+  }
+
   /** Writes all of `buf` at `offset`, writing again after a short write. */
   async writeAll(buf: Uint8Array, offset: number): Promise<void> {
     let done = 0;
@@ -89,11 +105,6 @@ export class FileHandle {
   /** Drops a range's clean pages from the page cache (`posix_fadvise(DONTNEED)`). */
   dropCache(offset: number, length: number): Promise<void> {
     return this.#libc.dropCache(this.fd, offset, length, this.path);
-  }
-
-  /** Sets the size (`ftruncate`). */
-  truncate(length: number): Promise<void> {
-    return this.#libc.ftruncate(this.fd, length, this.path);
   }
 
   /** Closes the descriptor; later calls do nothing. */

@@ -48,9 +48,6 @@ const SYMBOLS = {
   },
   // Returns the error number itself (not -1 and errno): safe off this thread.
   posix_fadvise: { parameters: ["i32", "i64", "i64", "i32"], result: "i32", nonblocking: true },
-  // Waits for the file's direct writes in flight: off this thread.
-  ftruncate: { parameters: ["i32", "i64"], result: "i32", nonblocking: true },
-  ftruncate_sync: { name: "ftruncate", parameters: ["i32", "i64"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   linkat: {
@@ -355,13 +352,6 @@ export class Libc {
       POSIX_FADV_DONTNEED,
     );
     if (rc !== 0) throw ioErrorFromErrno(rc, "posix_fadvise", label, this.#strerror(rc));
-  }
-
-  /** `ftruncate(fd, length)`. */
-  async ftruncate(fd: number, length: number, label: string): Promise<void> {
-    const s = this.#lib.symbols;
-    const n = BigInt(length);
-    await this.#pooled(s.ftruncate(fd, n), () => s.ftruncate_sync(fd, n), "ftruncate", label);
   }
 
   /** Adds `flag` to the descriptor's status flags (`fcntl` `F_GETFL`/`F_SETFL`). */

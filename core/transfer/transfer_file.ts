@@ -1,7 +1,7 @@
 /**
- * One file of the run: open the source (never out of the images folder), check its parquet
- * footer, copy it verified into a temporary of its destination folder, retry on a mismatch,
- * and publish it with `link(2)`, which never overwrites. Everything a rank's files share (the
+ * One file of the run: open the source (never out of the images folder), copy it verified into
+ * a temporary of its destination folder (retried on a mismatch), check its parquet footer from
+ * the bytes the copy read, and publish it with `link(2)`, which never overwrites. Everything a rank's files share (the
  * libc binding, the open images folder, the destination folders, the buffers) is opened once
  * per run in a {@linkcode TransferContext}.
  * @module
@@ -21,7 +21,11 @@ import { type Libc, openLibc } from "../io/libc.ts";
 import { BufferBudget } from "./buffer_budget.ts";
 import { DestinationFolders, DestinationRefusedError } from "./destination_folders.ts";
 import { hashOpenFile } from "./hash_file.ts";
-import { inspectParquetSource, InvalidParquetError } from "./parquet_check.ts";
+import {
+  inspectParquetSource,
+  InvalidParquetError,
+  type ParquetByteSource,
+} from "./parquet_check.ts";
 import { SourceRefusedError, SourceTree } from "./source_tree.ts";
 import { type ByteRange, copyVerified } from "./verified_copy.ts";
 
@@ -179,6 +183,73 @@ export async function transferFile(
   }
 }
 
+/** Bytes at the end of a file kept as the copy passes for its parquet footer (most fit). */
+const FOOTER_WINDOW = 64 * 1024;
+
+/**
+ * The first bytes and the last {@linkcode FOOTER_WINDOW} bytes of a source, kept as the copy
+ * reads them, so that its parquet footer is checked without reading the source again.
+ */
+class SeenBytes {
+  #head = new Uint8Array(0);
+  #tail = new Uint8Array(0);
+  #tailStart = 0;
+
+  /** Keeps what it needs of one range (an `onSourceRange` callback). */
+  see = (range: ByteRange, bytes: Uint8Array, size: number): void => {
+    if (range.offset === 0) {
+      this.#head = bytes.slice(0, 4);
+      this.#tailStart = Math.max(0, size - FOOTER_WINDOW);
+      this.#tail = new Uint8Array(size - this.#tailStart);
+    }
+    const from = Math.max(range.offset, this.#tailStart);
+    const to = range.offset + range.length;
+    if (from < to) {
+      this.#tail.set(
+        bytes.subarray(from - range.offset, to - range.offset),
+        from - this.#tailStart,
+      );
+    }
+  };
+
+  /** The source's `size` bytes: what was kept, else read from `file` (a footer over 64 KiB). */
+  source(file: FileHandle, size: number): ParquetByteSource {
+    return {
+      size,
+      read: (offset, length) => {
+        const end = offset + length;
+        if (end <= this.#head.length) return Promise.resolve(this.#head.slice(offset, end));
+        if (offset >= this.#tailStart && end <= this.#tailStart + this.#tail.length) {
+          return Promise.resolve(this.#tail.slice(offset - this.#tailStart, end - this.#tailStart));
+        }
+        return file.readRange(offset, length);
+      },
+    };
+  }
+}
+
+/**
+ * The copy's descriptor for the read-back: the copy opened again with `O_DIRECT`, or, where
+ * the file system refuses it, `writer` itself (said once in the log per dataset folder).
+ */
+async function openReadBack(
+  dir: DirectoryHandle,
+  name: string,
+  writer: FileHandle,
+  ctx: TransferContext,
+): Promise<FileHandle> {
+  const reader = await dir.openRead(name);
+  if (reader.enableDirect()) return reader;
+  reader.close();
+  noteOnce(
+    ctx,
+    `buffered:${dirname(dir.path)}`,
+    `read-back: ${dir.path} refuses O_DIRECT; copies there are read back after ` +
+      `sync_file_range and posix_fadvise(DONTNEED) dropped them from the page cache`,
+  );
+  return writer;
+}
+
 async function copyAndPublish(
   row: ScheduleRow,
   src: FileHandle,
@@ -187,26 +258,6 @@ async function copyAndPublish(
   engine: Md5Engine,
 ): Promise<TransferOutcome> {
   const t = ctx.settings;
-  let numRows = -1;
-  let schemaFingerprint = "";
-  try {
-    ({ numRows, schemaFingerprint } = await inspectParquetSource(row.srcPath, {
-      size: src.stat().size,
-      read: async (offset, length) => {
-        const buf = new Uint8Array(length);
-        return buf.subarray(0, await src.readFull(buf, offset));
-      },
-    }));
-  } catch (err) {
-    if (!(err instanceof InvalidParquetError)) throw err;
-    if (!t.allowInvalidParquet) {
-      return failed(
-        row,
-        `${err.message}; not transferred (data_transfer.allow_invalid_parquet: true copies ` +
-          `such files anyway)`,
-      );
-    }
-  }
   src.enableDirect();
   const finalName = basename(row.dstPath);
   const tmpPath = temporaryPath(row.dstPath, ctx.token);
@@ -215,28 +266,25 @@ async function copyAndPublish(
   let reason = "";
   let bytesRead = 0;
   for (let attempt = 0; attempt <= t.retries; attempt++) {
-    const tmp = await dir.create(tmpName);
+    const writer = await dir.create(tmpName);
+    const seen = new SeenBytes();
+    let reader: FileHandle | undefined;
     let result;
     try {
-      if (!tmp.enableDirect()) {
-        noteOnce(
-          ctx,
-          `buffered:${dirname(dir.path)}`,
-          `read-back: ${dir.path} refuses O_DIRECT; copies there are read back after ` +
-            `sync_file_range and posix_fadvise(DONTNEED) drop them from the page cache`,
-        );
-      }
-      result = await copyVerified(src, tmp, {
+      reader = await openReadBack(dir, tmpName, writer, ctx);
+      result = await copyVerified(src, { writer, reader }, {
         libc: ctx.libc,
         engine,
         budget: ctx.budget,
         beforeReadBack: hook ? (range) => hook(row, tmpPath, range, attempt) : undefined,
+        onSourceRange: seen.see,
       });
     } catch (err) {
       await dir.unlink(tmpName).catch(() => {});
       throw err;
     } finally {
-      tmp.close();
+      if (reader !== writer) reader?.close();
+      writer.close();
     }
     bytesRead += result.bytesRead.source + result.bytesRead.destination;
     if (!result.ok) {
@@ -244,6 +292,29 @@ async function copyAndPublish(
       ctx.log(`attempt ${attempt + 1} of ${row.dstPath}: ${result.mismatch}`);
       await dir.unlink(tmpName).catch(() => {});
       continue;
+    }
+    // The copy equals the source as read, so the source's footer is the copy's.
+    let numRows = -1;
+    let schemaFingerprint = "";
+    try {
+      ({ numRows, schemaFingerprint } = await inspectParquetSource(
+        row.srcPath,
+        seen.source(src, result.sizeBytes),
+      ));
+    } catch (err) {
+      if (!(err instanceof InvalidParquetError)) {
+        await dir.unlink(tmpName).catch(() => {});
+        throw err;
+      }
+      if (!t.allowInvalidParquet) {
+        await dir.unlink(tmpName).catch(() => {});
+        return failed(
+          row,
+          `${err.message}; not transferred (data_transfer.allow_invalid_parquet: true copies ` +
+            `such files anyway)`,
+          bytesRead,
+        );
+      }
     }
     try {
       await dir.link(tmpName, finalName);

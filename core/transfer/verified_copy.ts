@@ -4,11 +4,12 @@
  * source bytes still in memory, while later ranges are still being read and written.
  *
  * Each range holds a {@linkcode BufferPair} of the rank's {@linkcode BufferBudget} from its read
- * to its comparison. Read-back comes from storage, never from this writer's page cache: with
- * `O_DIRECT` on the copy (ext4, xfs, Lustre, GPFS, NFS, tmpfs) the writes and the read-back go
- * straight between the buffers and storage; where the file system refuses `O_DIRECT` the range
- * is written to storage with `sync_file_range`, its pages are dropped with `posix_fadvise`, and
- * it is read again (see the README).
+ * to its comparison. A range is written, then written to storage and waited for
+ * (`sync_file_range`), then its pages are dropped from the page cache (`posix_fadvise`), then it
+ * is read back through a second descriptor of the copy opened with `O_DIRECT`, which bypasses
+ * every cache of this node (the page cache, GPFS's pagepool). Where the file system refuses
+ * `O_DIRECT` the read-back goes through the writer's descriptor, after the sync and the drop
+ * (see the README).
  * @module
  */
 
@@ -26,6 +27,14 @@ export interface ByteRange {
   length: number;
 }
 
+/** The copy being written: the same new file open twice. */
+export interface CopyTarget {
+  /** Opened for writing; writes go through the page cache. */
+  writer: FileHandle;
+  /** Opened for the read-back, with `O_DIRECT` where the file system has it; or `writer`. */
+  reader: FileHandle;
+}
+
 /** Options of {@linkcode copyVerified}. */
 export interface VerifiedCopyOptions {
   /** The libc binding (byte comparison). */
@@ -41,6 +50,11 @@ export interface VerifiedCopyOptions {
    * copy on storage there, by construction between write and read-back).
    */
   beforeReadBack?: (range: ByteRange) => Promise<void> | void;
+  /**
+   * Sees the source bytes of each range as soon as they are read, in file order, with the
+   * file's size; `bytes` is lent for the call only (copy what is to be kept).
+   */
+  onSourceRange?: (range: ByteRange, bytes: Uint8Array, size: number) => void;
 }
 
 /** Outcome of {@linkcode copyVerified}. */
@@ -77,20 +91,19 @@ async function release(stream: Md5Stream): Promise<void> {
 }
 
 /**
- * Copies the open `src` into the new, empty `tmp`, verified as described in the module
- * documentation, then `fdatasync`s it. `src` and `tmp` may have `O_DIRECT` on (the buffers are
- * aligned; the last range of a direct copy is written padded to the alignment, then the copy
- * is truncated to its size). A difference gives `ok: false` with the first differing offset
- * found; a source whose size or modification time changed gives `ok: false` too. A failed
- * system call throws its `IoError` once every range in flight has settled; the caller removes
- * `tmp` in both cases.
+ * Copies the open `src` into the new, empty copy `target`, verified as described in the module
+ * documentation, then `fdatasync`s it. `src` may have `O_DIRECT` on (the buffers are aligned).
+ * A difference gives `ok: false` with the first differing offset found; a source whose size or
+ * modification time changed gives `ok: false` too. A failed system call throws its `IoError`
+ * once every range in flight has settled; the caller removes the copy in both cases.
  */
 export async function copyVerified(
   src: FileHandle,
-  tmp: FileHandle,
+  target: CopyTarget,
   options: VerifiedCopyOptions,
 ): Promise<VerifiedCopyResult> {
   const { libc, budget } = options;
+  const { writer, reader } = target;
   const before = src.stat();
   const size = before.size;
   const chunk = budget.bufferSize;
@@ -108,14 +121,12 @@ export async function copyVerified(
   const inFlight = new Set<Promise<void>>();
 
   const verifyRange = async (pair: BufferPair, offset: number, length: number) => {
-    const padded = tmp.direct ? alignUp(length) : length;
-    pair.source.fill(0, length, padded);
-    await tmp.writeAll(pair.source.subarray(0, padded), offset);
-    if (padded !== length) await tmp.truncate(size);
-    if (!tmp.direct) await tmp.syncRange(offset, length);
+    await writer.writeAll(pair.source.subarray(0, length), offset);
+    await writer.syncRange(offset, length);
     await options.beforeReadBack?.({ offset, length });
-    if (!tmp.direct) await tmp.dropCache(offset, length);
-    const got = await tmp.readFull(pair.back.subarray(0, padded), offset);
+    await writer.dropCache(offset, length);
+    const want = reader.direct ? alignUp(length) : length;
+    const got = await reader.readFull(pair.back.subarray(0, want), offset);
     bytesRead.destination += Math.min(got, length);
     if (got < length) {
       differs(
@@ -160,6 +171,7 @@ export async function copyVerified(
       break;
     }
     const data = pair.source.subarray(0, length);
+    options.onSourceRange?.({ offset, length }, data, size);
     const hashed = hashTail = hashTail.then(() => stream.update(data));
     const done: Promise<void> = Promise.all([hashed, verifyRange(pair, offset, length)]).then(
       () => {},
@@ -199,8 +211,8 @@ export async function copyVerified(
     return result;
   }
   result.md5Src = await stream.digest();
-  await tmp.syncData();
-  const stored = tmp.stat().size;
+  await writer.syncData();
+  const stored = writer.stat().size;
   if (stored !== size) {
     result.mismatch = `the copy on storage has ${stored} bytes, ${size} were written`;
     return result;

@@ -82,18 +82,21 @@ if (import.meta.main) {
     while (queue.length > 0) {
       const file = queue.shift()!;
       const out = join(v.dst!, `f${i++}.parquet`);
-      const src = new FileHandle(libc, await libc.openAt(AT_FDCWD, file.path, f.RDONLY), file.path);
-      const tmp = new FileHandle(
-        libc,
-        await libc.openAt(AT_FDCWD, out, f.RDWR | f.CREAT | f.EXCL | f.CLOEXEC),
-        out,
-      );
+      const open = async (path: string, flags: number) =>
+        new FileHandle(libc, await libc.openAt(AT_FDCWD, path, flags | f.CLOEXEC), path);
+      const src = await open(file.path, f.RDONLY);
+      const writer = await open(out, f.RDWR | f.CREAT | f.EXCL);
+      let reader = writer;
       try {
         if (!v.buffered) {
           src.enableDirect();
-          tmp.enableDirect();
+          reader = await open(out, f.RDONLY);
+          if (!reader.enableDirect()) {
+            reader.close();
+            reader = writer;
+          }
         }
-        const r = await copyVerified(src, tmp, {
+        const r = await copyVerified(src, { writer, reader }, {
           libc,
           engine,
           budget,
@@ -103,7 +106,8 @@ if (import.meta.main) {
         bytes += r.sizeBytes;
       } finally {
         src.close();
-        tmp.close();
+        writer.close();
+        if (reader !== writer) reader.close();
       }
     }
   };
