@@ -88,6 +88,16 @@ Deno.test("libc: fstat agrees with Deno.stat; reads and writes are positional", 
     } finally {
       file.close();
     }
+    // In direct mode too, through an aligned buffer: any offset and length.
+    const direct = new FileHandle(libc, await libc.openAt(AT_FDCWD, path, f.RDONLY), path);
+    try {
+      assertEquals(direct.enableDirect(), true);
+      for (const [at, n] of [[0, 4], [5, 10_000], [4095, 2], [99_990, 100]]) {
+        assertEquals(await direct.readRange(at, n), (await Deno.readFile(path)).slice(at, at + n));
+      }
+    } finally {
+      direct.close();
+    }
   });
 });
 

@@ -5,13 +5,14 @@
  */
 
 import { alignedBuffer, alignUp, DIRECT_IO_ALIGNMENT } from "./aligned_buffer.ts";
-import { InvalidArgumentError } from "./io_errors.ts";
+import { InvalidArgumentError, NotSupportedError } from "./io_errors.ts";
 import type { FdStat, Libc } from "./libc.ts";
 
 /** An open file descriptor and the path it stands for (in messages). */
 export class FileHandle {
   readonly #libc: Libc;
   #direct = false;
+  #rangeSync = true;
   #open = true;
   /** The descriptor. */
   readonly fd: number;
@@ -97,9 +98,20 @@ export class FileHandle {
     return this.#libc.fdatasync(this.fd, this.path);
   }
 
-  /** Writes a range's dirty pages to storage and waits for them (`sync_file_range`). */
-  syncRange(offset: number, length: number): Promise<void> {
-    return this.#libc.syncFileRange(this.fd, offset, length, this.path);
+  /**
+   * Writes a range's dirty pages to storage and waits for them (`sync_file_range`); where the
+   * file system lacks it, the whole file's (`fdatasync`).
+   */
+  async syncRange(offset: number, length: number): Promise<void> {
+    if (this.#rangeSync) {
+      try {
+        return await this.#libc.syncFileRange(this.fd, offset, length, this.path);
+      } catch (err) {
+        if (!(err instanceof NotSupportedError || err instanceof InvalidArgumentError)) throw err;
+        this.#rangeSync = false;
+      }
+    }
+    await this.syncData();
   }
 
   /** Drops a range's clean pages from the page cache (`posix_fadvise(DONTNEED)`). */

@@ -93,6 +93,8 @@ export class IoError extends UserError {
   }
 }
 
+/** `EPERM`: not permitted (also what some container sandboxes answer for calls they block). */
+export class NotPermittedError extends IoError {}
 /** `ENOENT`: no such file or directory. */
 export class NotFoundError extends IoError {}
 /** `EEXIST`: the name is taken (`O_EXCL`, `link`, `mkdir`). */
@@ -111,6 +113,7 @@ export class NotSupportedError extends IoError {}
 export class TryAgainError extends IoError {}
 
 const CLASSES: Readonly<Record<number, typeof IoError>> = {
+  1: NotPermittedError,
   2: NotFoundError,
   11: TryAgainError,
   17: AlreadyExistsError,

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { errorMessage } from "../errors.ts";
+import { errorMessage, UserError } from "../errors.ts";
 import { IoError, ioErrorFromErrno } from "./io_errors.ts";
 
 const SYMBOLS = {
@@ -148,12 +148,14 @@ export interface FdStat {
   isDirectory: boolean;
 }
 
-/** libc cannot be loaded, or this machine is not one the binding knows. */
-export class LibcUnavailableError extends Error {
+/**
+ * libc cannot be loaded, or this machine is not one the binding knows: the tool needs Linux
+ * with glibc (or musl) on x86_64 or aarch64, and `--allow-ffi`. Exit code 2.
+ */
+export class LibcUnavailableError extends UserError {
   /** Creates the error with the reason. */
   constructor(reason: string) {
     super(`cannot use libc through FFI: ${reason}`);
-    this.name = new.target.name;
   }
 }
 

@@ -11,6 +11,7 @@ import { isWithin } from "../is_within.ts";
 import { FileHandle } from "../io/file_handle.ts";
 import {
   NotFoundError,
+  NotPermittedError,
   NotSupportedError,
   OutsideFolderError,
   SymlinkError,
@@ -36,8 +37,8 @@ export interface SourceTreeOptions {
  * The images folder, open for the whole run. {@linkcode SourceTree.openFile} opens a source
  * with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)` relative to the folder's descriptor:
  * one call that also refuses any path leaving the folder. Where the kernel lacks `openat2`
- * (before Linux 5.6), or where it refuses a path that may still be inside (an absolute
- * symlink), the file is opened by path and the kernel's name of what was opened
+ * (before Linux 5.6, or blocked by a container's sandbox), or where it refuses a path that may
+ * still be inside (an absolute symlink), the file is opened by path and the kernel's name of what was opened
  * (`/proc/self/fd/N`) must lie in the folder: two calls, and the same rule.
  */
 export class SourceTree {
@@ -102,8 +103,10 @@ export class SourceTree {
         const resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
         return await this.#libc.openBeneath(this.#dir, rel, flags, resolve, path);
       } catch (err) {
-        if (err instanceof NotSupportedError) this.#openat2 = false;
-        else if (err instanceof OutsideFolderError) break;
+        // ENOSYS before Linux 5.6; EPERM from container sandboxes that block the call.
+        if (err instanceof NotSupportedError || err instanceof NotPermittedError) {
+          this.#openat2 = false;
+        } else if (err instanceof OutsideFolderError) break;
         else if (!(err instanceof TryAgainError)) throw err;
       }
     }
