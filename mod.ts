@@ -23,7 +23,7 @@ export * from "./core/transfer/temporaries.ts";
 export * from "./core/transfer/runner.ts";
 export * from "./core/md5/engine.ts";
 export * from "./core/md5/open_engine.ts";
-export * from "./core/transfer/copy_file.ts";
+export * from "./core/transfer/transfer_file.ts";
 export * from "./core/audit/manifest.ts";
 export * from "./core/audit/verify.ts";
 export * from "./core/audit/published_check.ts";

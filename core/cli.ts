@@ -8,7 +8,14 @@ import { CONFIG_ENV, loadConfig } from "./config.ts";
 import type { Config, ToolsParameter } from "./config.ts";
 import { ConfigError, UserError } from "./errors.ts";
 import { ExitCode } from "./exit_codes.ts";
-import { type Comm, type Failure, MpiError, openWorld, type OpenWorldOptions } from "../mpi/mod.ts";
+import {
+  type Comm,
+  type Failure,
+  launcherRank,
+  MpiError,
+  openWorld,
+  type OpenWorldOptions,
+} from "../mpi/mod.ts";
 
 /** An option an entry point accepts, with its help text. */
 export interface OptionSpec {
@@ -109,7 +116,7 @@ export const CONFIG_OPTION: Record<string, OptionSpec> = {
 
 /**
  * Loads the config named by `--config`, else by `$CONFIG_PATH`, checking the
- * `tools_parameters` the phase `uses`; prints the config's warnings on stderr.
+ * `tools_parameters` the phase `uses`; prints the config's warnings on stderr (once per job).
  */
 export async function configFromCommand(
   cmd: ParsedCommand,
@@ -121,7 +128,10 @@ export async function configFromCommand(
     throw new UsageError(`${name}: no config given; pass --config FILE or set ${CONFIG_ENV}`);
   }
   const config = await loadConfig(path, uses);
-  for (const w of config.warnings) console.error(`warning: ${w}`);
+  // Once per job: under a launcher, the rank it numbers 0 speaks for all.
+  if ((launcherRank(Deno.env.toObject()) ?? 0) === 0) {
+    for (const w of config.warnings) console.error(`warning: ${w}`);
+  }
   return config;
 }
 

@@ -16,18 +16,25 @@ import type { YamlMapping } from "./config_reader.ts";
 
 export { parseByteSize } from "./config_reader.ts";
 
-/** How a copy is checked before it is published. */
-export type VerifyMode = "md5" | "bytes";
+/**
+ * How a copy is checked before it is published: `md5`, the copy as read back from storage has
+ * the source's MD5 (every byte read back is compared with the source byte). The configuration
+ * also accepts `bytes`, which now does the same (see {@linkcode Config.warnings}).
+ */
+export type VerifyMode = "md5";
 
 /** Settings of the `data_transfer:` section, with defaults applied. */
 export interface TransferSettings {
-  /** `md5`: hash the destination read back; `bytes`: compare it with the source byte for byte. */
+  /** The verification (see {@linkcode VerifyMode}). */
   verifyMode: VerifyMode;
   /** Extra attempts after a failed verification before a file is recorded as failed. */
   retries: number;
-  /** Size of one I/O buffer in bytes. */
+  /** Size of one I/O buffer in bytes, a multiple of 4096 (one read, write or read-back). */
   bufferSize: number;
-  /** Number of buffers per file in flight (reading, hashing and writing overlap). */
+  /**
+   * Buffers of a rank, shared by its files in flight: each range of a file in flight holds two
+   * (the source bytes and the same range read back), so memory is `buffers * bufferSize`.
+   */
   buffers: number;
   /** Files each rank copies at the same time. */
   filesInFlight: number;
@@ -39,8 +46,6 @@ export interface TransferSettings {
   progressIntervalSeconds: number;
   /** Verification records appended between two fsyncs of a rank's log. */
   logSyncEvery: number;
-  /** Ask the kernel to drop written pages so that verification reads come from storage. */
-  dropCache: boolean;
   /** MD5 implementation: `auto`, `wasm-simd`, `libcrypto` or `node:crypto`. */
   md5Engine: Md5EngineChoice;
 }
@@ -101,13 +106,12 @@ export const DEFAULT_TRANSFER_SETTINGS: Readonly<TransferSettings> = Object.free
   verifyMode: "md5",
   retries: 2,
   bufferSize: 2 * 1024 * 1024,
-  buffers: 3,
+  buffers: 16,
   filesInFlight: 8,
   timeMarginSeconds: 300,
   allowInvalidParquet: false,
   progressIntervalSeconds: 30,
   logSyncEvery: 16,
-  dropCache: true,
   md5Engine: "auto",
 });
 
@@ -212,7 +216,22 @@ function examineConfig(text: string, path: string, uses: readonly ToolsParameter
     dstImageFolder: resolve(base, dstImages),
     dstErrorFolder: resolve(base, dstErrors),
     transfer: readTransferSettings(r),
-    warnings: misplacedSections(path, doc),
+    warnings: [
+      ...misplacedSections(path, doc),
+      ...(r.get("data_transfer.verify_mode") === "bytes"
+        ? [
+          `${path}: data_transfer.verify_mode: bytes now does the same as md5: every byte of ` +
+          `the copy is read back from storage and compared with the source, and the MD5 recorded`,
+        ]
+        : []),
+      ...[
+        r.retired(
+          "data_transfer.drop_cache",
+          "is no longer used and is ignored: every copy is read back from storage (O_DIRECT, " +
+            "or after its pages are dropped where O_DIRECT is refused)",
+        ),
+      ].filter((w) => w !== null),
+    ],
   };
   r.refuseUnread("data_transfer");
   const pathsRead = [output, images, tools, dstImages, dstErrors].every((p) => p !== "");
@@ -295,12 +314,12 @@ async function missingFolders(config: Config): Promise<string[]> {
 function readTransferSettings(r: KeyReader): TransferSettings {
   const d = DEFAULT_TRANSFER_SETTINGS;
   r.mapping("data_transfer");
-  const verifyMode = r.choice("data_transfer.verify_mode", ["md5", "bytes"], d.verifyMode);
+  r.choice("data_transfer.verify_mode", ["md5", "bytes"], d.verifyMode);
   return {
-    verifyMode: verifyMode as VerifyMode,
+    verifyMode: "md5",
     retries: r.nonNegativeInt("data_transfer.retries", d.retries),
-    bufferSize: r.byteSize("data_transfer.buffer_size", d.bufferSize, 4096, 1 << 30),
-    buffers: r.positiveInt("data_transfer.buffers", d.buffers, 2, 64),
+    bufferSize: r.byteSize("data_transfer.buffer_size", d.bufferSize, 4096, 1 << 30, 4096),
+    buffers: r.positiveInt("data_transfer.buffers", d.buffers, 2, 1024),
     filesInFlight: r.positiveInt("data_transfer.files_in_flight", d.filesInFlight, 1, 64),
     timeMarginSeconds: r.nonNegativeInt("data_transfer.time_margin_seconds", d.timeMarginSeconds),
     allowInvalidParquet: r.bool("data_transfer.allow_invalid_parquet", d.allowInvalidParquet),
@@ -309,7 +328,6 @@ function readTransferSettings(r: KeyReader): TransferSettings {
       d.progressIntervalSeconds,
     ),
     logSyncEvery: r.positiveInt("data_transfer.log_sync_every", d.logSyncEvery),
-    dropCache: r.bool("data_transfer.drop_cache", d.dropCache),
     md5Engine: r.choice(
       "data_transfer.md5_engine",
       ["auto", "wasm-simd", "libcrypto", "node:crypto"],

@@ -19,6 +19,7 @@ export class KeyReader {
   /** The problems found so far, one line each. */
   readonly problems: string[] = [];
   #read = new Set<string>();
+  #retired = new Set<string>();
 
   /** Reads keys of `doc`; `path` (the config file) starts every problem line. */
   constructor(readonly path: string, readonly doc: YamlMapping) {}
@@ -101,15 +102,28 @@ export class KeyReader {
   }
 
   /** A byte size (`4096`, `8MiB`) in `[min, max]`, or `fallback` when absent. */
-  byteSize(key: string, fallback: number, min: number, max: number): number {
+  byteSize(key: string, fallback: number, min: number, max: number, multiple = 1): number {
     const v = this.get(key);
     if (v === undefined || v === null) return fallback;
     const n = typeof v === "number" ? v : parseByteSize(String(v));
-    if (n === null || !Number.isInteger(n) || n < min || n > max) {
-      this.fail(key, `a size from ${min} bytes to 1GiB (bytes, or e.g. 8MiB)`, v);
+    if (n === null || !Number.isInteger(n) || n < min || n > max || n % multiple !== 0) {
+      const of = multiple === 1 ? "a size" : `a multiple of ${multiple} bytes`;
+      this.fail(key, `${of} from ${min} bytes to 1GiB (bytes, or e.g. 8MiB)`, v);
       return fallback;
     }
     return n;
+  }
+
+  /**
+   * Accepts a key that earlier versions of the tool read and this one no longer does: it is
+   * not refused as unknown, nor offered as a known key. Returns `why` behind the key's name
+   * when the file sets it, for a warning, else null.
+   */
+  retired(key: string, why: string): string | null {
+    this.#retired.add(key);
+    let node: unknown = this.doc;
+    for (const part of key.split(".")) node = isMapping(node) ? node[part] : undefined;
+    return node === undefined ? null : `${this.path}: key '${key}' ${why}`;
   }
 
   /**
@@ -123,7 +137,7 @@ export class KeyReader {
       .filter((k) => k.startsWith(`${section}.`))
       .map((k) => k.slice(section.length + 1));
     for (const key of Object.keys(node)) {
-      if (known.includes(key)) continue;
+      if (known.includes(key) || this.#retired.has(`${section}.${key}`)) continue;
       const near = nearestWord(key, known);
       const hint = near === null
         ? `known keys: ${known.join(", ")}`

@@ -51,6 +51,7 @@ export {
   type Env,
   type Launcher,
   type LauncherKind,
+  launcherRank,
   libraryCandidates,
 } from "./locate.ts";
 export {

@@ -3,10 +3,12 @@
  * rank's share of the schedule, verified, and gathers every rank's results at rank 0.
  *
  * Test-only hooks: `DT_TEST_CORRUPT=<text>[:<attempts>]` flips a byte of the temporary of
- * every file whose source path contains `<text>`, after it was written and synced and
- * before it is verified, on its first `<attempts>` attempts (all when omitted), so that tests
- * can prove a corrupted copy is caught, retried and never published. `DT_TEST_SLOW_MS=<ms>`
- * waits that long before each file, so that a test job runs out of its time budget midway.
+ * every file whose source path contains `<text>`, on storage, once the range holding its middle
+ * byte was written and before that range is read back, on its first `<attempts>` attempts (all
+ * when omitted), so that tests can prove a corrupted copy is caught, retried and never
+ * published. `DT_TEST_TRUNCATE=<text>[:<attempts>]` cuts such a temporary at its middle byte
+ * instead, as a write that came up short would leave it. `DT_TEST_SLOW_MS=<ms>` waits that long
+ * before each file, so that a test job runs out of its time budget midway.
  * @module
  */
 
@@ -21,50 +23,74 @@ import {
 } from "../core/cli.ts";
 import { writeFileAtomic } from "../core/records/atomic_file.ts";
 import { ExitCode } from "../core/exit_codes.ts";
-import { openMd5Engine } from "../core/md5/open_engine.ts";
+import { type Md5EngineChoice, openMd5Engine } from "../core/md5/open_engine.ts";
+import type { Md5Engine } from "../core/md5/engine.ts";
 import { formatDuration, progressLine, readProgress } from "../core/transfer/progress.ts";
 import { findDeadline } from "../core/transfer/time_budget.ts";
 import { parseSlurmDuration } from "../core/slurm/client.ts";
 import { currentToken, formatToken } from "../core/transfer/temporaries.ts";
 import { rankLogPath, runRank, summarize } from "../core/transfer/runner.ts";
 import type { RankReport, RunnerHooks } from "../core/transfer/runner.ts";
+import type { ScheduleRow } from "../core/plan/plan_table.ts";
 import { toolPaths } from "../core/layout.ts";
 import { readCheckpoint, requireSteps } from "../core/records/checkpoint.ts";
+
+/** Parses `<text>[:<attempts>]`: which files, and on how many first attempts. */
+function faultSpec(spec: string | undefined): (row: ScheduleRow, attempt: number) => boolean {
+  if (!spec) return () => false;
+  const [text, attempts] = spec.split(":");
+  const limit = attempts === undefined ? Infinity : Number(attempts);
+  return (row, attempt) => row.srcPath.includes(text) && attempt < limit;
+}
 
 function testHooks(env: Record<string, string>): RunnerHooks {
   const hooks: RunnerHooks = {};
   const slowMs = Number(env.DT_TEST_SLOW_MS ?? 0);
   if (slowMs > 0) hooks.beforeFile = () => new Promise((r) => setTimeout(r, slowMs));
-  const spec = env.DT_TEST_CORRUPT;
-  if (!spec) return hooks;
-  const [text, attempts] = spec.split(":");
-  const limit = attempts === undefined ? Infinity : Number(attempts);
-  return {
-    ...hooks,
-    afterWrite: async (row, tmp, attempt) => {
-      if (!row.srcPath.includes(text) || attempt >= limit) return;
-      const file = await Deno.open(tmp, { read: true, write: true });
-      try {
-        const one = new Uint8Array(1);
-        const at = Math.floor(row.sizeBytes / 2);
-        await file.seek(at, Deno.SeekMode.Start);
-        if ((await file.read(one)) !== 1) return;
-        one[0] ^= 0xff;
-        await file.seek(at, Deno.SeekMode.Start);
-        await file.write(one);
-      } finally {
-        file.close();
-      }
-    },
+  const corrupt = faultSpec(env.DT_TEST_CORRUPT);
+  const truncate = faultSpec(env.DT_TEST_TRUNCATE);
+  if (!env.DT_TEST_CORRUPT && !env.DT_TEST_TRUNCATE) return hooks;
+  hooks.beforeReadBack = async (row, tmp, range, attempt) => {
+    const at = Math.floor(row.sizeBytes / 2);
+    if (at < range.offset || at >= range.offset + range.length) return;
+    if (truncate(row, attempt)) await Deno.truncate(tmp, at);
+    if (!corrupt(row, attempt)) return;
+    const file = await Deno.open(tmp, { read: true, write: true });
+    try {
+      const one = new Uint8Array(1);
+      await file.seek(at, Deno.SeekMode.Start);
+      if ((await file.read(one)) !== 1) return;
+      one[0] ^= 0xff;
+      await file.seek(at, Deno.SeekMode.Start);
+      await file.write(one);
+      await file.syncData();
+    } finally {
+      file.close();
+    }
   };
+  return hooks;
+}
+
+/**
+ * With `md5_engine: auto` and the SIMD engine, libcrypto too, for a file that is most of a
+ * rank's work: one stream gains nothing from SIMD lanes, and libcrypto hashes it off the rank's
+ * thread, beside the reads, writes and comparisons.
+ */
+function openLoneEngine(choice: Md5EngineChoice, engine: Md5Engine): Md5Engine | undefined {
+  if (choice !== "auto" || engine.name !== "wasm-simd") return undefined;
+  const lone = openMd5Engine({ prefer: "libcrypto" });
+  if (lone.name === "libcrypto") return lone;
+  lone.close();
+  return undefined;
 }
 
 async function main(openComm: OpenComm, args: string[]): Promise<number> {
   const cmd = parseCommand(
     "run",
     "Copies this rank's share of schedule.csv into the dataset: each file is read once while\n" +
-      "hashed, synced, verified (md5 or bytes), then published under its final name without\n" +
-      "ever overwriting. Start it under mpirun/srun for several ranks. Exit codes: 0 all done,\n" +
+      "hashed and written, every range of the copy is read back from storage and compared,\n" +
+      "then it is published under its final name without ever overwriting. Start it under\n" +
+      "mpirun/srun for several ranks. Exit codes: 0 all done,\n" +
       "3 some files failed, 4 stopped for the time budget (submit another job).",
     {
       ...CONFIG_OPTION,
@@ -106,9 +132,11 @@ async function main(openComm: OpenComm, args: string[]): Promise<number> {
     }
   };
   const engine = openMd5Engine({ prefer: config.transfer.md5Engine, log });
+  const loneEngine = openLoneEngine(config.transfer.md5Engine, engine);
   if (comm.rank === 0) {
+    const lone = loneEngine ? ` (${loneEngine.name} for a file that is most of a rank's work)` : "";
     console.log(
-      `run: ${comm.size} rank(s), MPI ${comm.implementation}, md5 engine ${engine.name}, ` +
+      `run: ${comm.size} rank(s), MPI ${comm.implementation}, md5 engine ${engine.name}${lone}, ` +
         `verify ${config.transfer.verifyMode}`,
     );
   }
@@ -132,6 +160,7 @@ async function main(openComm: OpenComm, args: string[]): Promise<number> {
       rank: comm.rank,
       size: comm.size,
       engine,
+      loneEngine,
       deadline,
       dryRun: cmd.values["dry-run"] === true,
       log,
@@ -144,6 +173,7 @@ async function main(openComm: OpenComm, args: string[]): Promise<number> {
       if (Deno.stdout.isTerminal()) console.log();
     }
     engine.close();
+    loneEngine?.close();
   }
   log(
     `end: ${report.done} copied, ${report.existing} found published, ${report.failed.length} ` +

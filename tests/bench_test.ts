@@ -26,8 +26,8 @@ function isPositive(n: unknown): boolean {
 }
 
 const CONTENDERS: Record<string, string[]> = {
-  small: ["tool-md5", "tool-bytes", "md5sum-cp", "cp", "dcp-dcmp", "dcp-drop-dcmp"],
-  large: ["tool-md5", "tool-bytes", "md5sum-cp", "cp", "dcp-dcmp", "dcp-drop-dcmp"],
+  small: ["tool-md5", "md5sum-cp", "cp", "dcp-dcmp", "dcp-drop-dcmp"],
+  large: ["tool-md5", "md5sum-cp", "cp", "dcp-dcmp", "dcp-drop-dcmp"],
   single: ["tool-md5", "md5sum", "cp", "dcp-dcmp", "dcp-drop-dcmp"],
 };
 
@@ -92,10 +92,6 @@ Deno.test("bench --quick runs every contender on the three trees and writes benc
         "run",
         "sync",
       ]);
-      const bytes = t.contenders["tool-bytes"];
-      if (bytes !== undefined && bytes.skipped !== null) {
-        assertMatch(bytes.skipped, /refuses verify_mode: bytes/);
-      }
       if ("missing" in mfu) {
         for (const id of ["dcp-dcmp", "dcp-drop-dcmp"]) {
           assertEquals(t.contenders[id].skipped, mfu.missing, `${name}/${id}`);

@@ -53,16 +53,37 @@ Deno.test("config: relative paths resolve against the config file's folder", () 
 Deno.test("config: data_transfer section overrides defaults", () => {
   const c = parseConfig(
     BASE +
-      "data_transfer:\n  verify_mode: bytes\n  retries: 0\n  buffer_size: 1MiB\n" +
-      "  md5_engine: wasm-simd\n",
+      "data_transfer:\n  verify_mode: md5\n  retries: 0\n  buffer_size: 1MiB\n" +
+      "  buffers: 8\n  md5_engine: wasm-simd\n",
     "/c.yaml",
   );
-  assertEquals(c.transfer.verifyMode, "bytes");
+  assertEquals(c.transfer.verifyMode, "md5");
+  assertEquals(c.warnings, []);
+  assertEquals(c.transfer.buffers, 8);
   assertEquals(c.transfer.retries, 0);
   assertEquals(c.transfer.bufferSize, 1024 * 1024);
   assertEquals(c.transfer.md5Engine, "wasm-simd");
   assertEquals(parseByteSize("8MiB"), 8 * 1024 * 1024);
   assertEquals(parseByteSize("12 parsecs"), null);
+});
+
+Deno.test("config: verify_mode bytes is accepted as md5, with one note saying so", () => {
+  const c = parseConfig(BASE + "data_transfer:\n  verify_mode: bytes\n", "/c.yaml");
+  assertEquals(c.transfer.verifyMode, "md5");
+  assertEquals(c.warnings.length, 1);
+  assertMatch(
+    c.warnings[0],
+    /^\/c\.yaml: data_transfer\.verify_mode: bytes now does the same as md5: every byte of the copy is read back from storage and compared with the source/,
+  );
+});
+
+Deno.test("config: drop_cache, which earlier versions read, is accepted with a warning", () => {
+  const c = parseConfig(BASE + "data_transfer:\n  drop_cache: false\n", "/c.yaml");
+  assertEquals(c.warnings, [
+    "/c.yaml: key 'data_transfer.drop_cache' is no longer used and is ignored: every copy is " +
+    "read back from storage (O_DIRECT, or after its pages are dropped where O_DIRECT is refused)",
+  ]);
+  assertEquals(parseConfig(BASE, "/c.yaml").warnings, []);
 });
 
 const BAD: Array<[string, string, RegExp]> = [
@@ -107,6 +128,16 @@ const BAD: Array<[string, string, RegExp]> = [
     "bad buffer size",
     BASE + "data_transfer:\n  buffer_size: 12 parsecs\n",
     /key 'data_transfer.buffer_size'/,
+  ],
+  [
+    "buffer size not a multiple of 4 KiB",
+    BASE + "data_transfer:\n  buffer_size: 10000\n",
+    /key 'data_transfer.buffer_size': expected a multiple of 4096 bytes from 4096 bytes to 1GiB .*, got 10000/,
+  ],
+  [
+    "one buffer",
+    BASE + "data_transfer:\n  buffers: 1\n",
+    /key 'data_transfer.buffers': expected a whole number 2 to 1024, got 1/,
   ],
 ];
 
@@ -278,7 +309,7 @@ Deno.test("config: a typo under data_transfer exits 2 naming the key and the nea
 });
 
 const KNOWN = "verify_mode, retries, buffer_size, buffers, files_in_flight, time_margin_seconds, " +
-  "allow_invalid_parquet, progress_interval_seconds, log_sync_every, drop_cache, md5_engine";
+  "allow_invalid_parquet, progress_interval_seconds, log_sync_every, md5_engine";
 
 Deno.test("config: a data_transfer section anywhere but the top level gets a warning", async () => {
   const nested = BASE.replace(

@@ -357,29 +357,26 @@ async function allRecords(ws: Workspace): Promise<Array<Record<string, string>>>
   return out;
 }
 
-Deno.test("corruption: copies corrupted between write and verification (bytes mode, both MPI) are retried or failed, never published", async () => {
-  const { ws, t } = await scheduled(6, 80_000, {
-    transfer: { verify_mode: "bytes", retries: 1 },
-  });
-  // partition_id=1: corrupted on the first attempt only; partition_id=2: on every attempt.
+Deno.test("corruption: copies corrupted or cut short on storage between write and read-back (both MPI) are retried or failed, never published", async () => {
+  const { ws, t } = await scheduled(6, 80_000, { transfer: { retries: 1 } });
+  // partition_id=1: corrupted on the first attempt only, partition_id=3: cut short on the first
+  // attempt only; partition_id=2: corrupted on every attempt.
   const r = await runPhase(OPENMPI, SCRIPT.run, configArgs(ws), {
-    env: { DT_TEST_CORRUPT: "partition_id=1/:1" },
+    env: { DT_TEST_CORRUPT: "partition_id=1/:1", DT_TEST_TRUNCATE: "partition_id=3/:1" },
   });
   expectCode(r, 0, "run with one corrupted attempt per file");
   const r2 = await runPhase(MPICH, SCRIPT.run, configArgs(ws));
   expectCode(r2, 0, "nothing left");
-  const { ws: ws2, t: t2 } = await scheduled(4, 80_000, {
-    transfer: { verify_mode: "bytes", retries: 1 },
-  });
+  const { ws: ws2, t: t2 } = await scheduled(4, 80_000, { transfer: { retries: 1 } });
   const bad = await runPhase(MPICH, SCRIPT.run, configArgs(ws2), {
     env: { DT_TEST_CORRUPT: "partition_id=2/" },
   });
   expectCode(bad, 3, "run with a file corrupted on every attempt");
-  tally.faults += 2 + 2;
+  tally.faults += 2 + 2 + 2;
   const failed = failures(bad);
   assertEquals(failed.size, 2, "both files of partition 2 failed");
   for (const [dst, why] of failed) {
-    assertMatch(why, /verification failed after 2 attempt\(s\): .*differ/);
+    assertMatch(why, /verification failed after 2 attempt\(s\): bytes differ at offset \d+/);
     assert(!datasetFiles(ws2).includes(dst), "a corrupted copy is never published");
   }
   await checkPartialDataset(ws2, await readTables(ws2));
@@ -387,8 +384,10 @@ Deno.test("corruption: copies corrupted between write and verification (bytes mo
   expectCode(await runPhase(SINGLE, SCRIPT.run, configArgs(ws2)), 0, "clean re-run");
   tally.lost += await checkComplete(ws, await readTables(ws));
   tally.lost += await checkComplete(ws2, await readTables(ws2));
-  const retried = (await allRecords(ws)).filter((x) => x.src_path.includes("partition_id=1/"));
-  assertEquals(retried.map((x) => x.status), ["verified", "verified"]);
+  for (const p of ["partition_id=1/", "partition_id=3/"]) {
+    const retried = (await allRecords(ws)).filter((x) => x.src_path.includes(p));
+    assertEquals(retried.map((x) => x.status), ["verified", "verified"], p);
+  }
   assertEquals(t.schedule.length, 12);
   await Deno.remove(ws.dir, { recursive: true });
   await Deno.remove(ws2.dir, { recursive: true });

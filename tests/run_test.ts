@@ -92,15 +92,21 @@ for (const impl of MPI_IMPLS) {
   }
 }
 
-Deno.test("run: bytes mode verifies byte for byte and records the source md5", async () => {
+Deno.test("run: verify_mode bytes runs as md5, says so once, and records md5", async () => {
   const { ws, rows } = await planned({ transfer: { verify_mode: "bytes" } }, 4);
   const r = await mpirun("mpich", 2, "phases/run.ts", ["--config", ws.configPath]);
   assertEquals(r.code, 0, r.stderr);
-  assertMatch(r.stdout, /verify bytes/);
-  assertMatch(r.stdout, /3\.00 reads per byte/);
+  assertMatch(r.stdout, /verify md5/);
+  assertEquals(
+    r.stderr.match(/warning: .*data_transfer\.verify_mode: bytes now does the same as md5/g)
+      ?.length,
+    1,
+    r.stderr,
+  );
+  assertMatch(r.stdout, /2\.00 reads per byte/);
   await assertAllPublished(ws, rows);
   const state = await readVerificationLogs(join(ws.tool, "verification"));
-  for (const rec of state.byDst.values()) assertEquals(rec.verifyMode, "bytes");
+  for (const rec of state.byDst.values()) assertEquals(rec.verifyMode, "md5");
   await Deno.remove(ws.dir, { recursive: true });
 });
 
@@ -114,7 +120,10 @@ Deno.test("run: a corrupted copy is caught and retried; one corrupted every time
   const logText = [...Deno.readDirSync(join(ws.tool, "logs"))]
     .filter((e) => e.name.endsWith(".log"))
     .map((e) => Deno.readTextFileSync(join(ws.tool, "logs", e.name))).join("");
-  assertMatch(logText, /attempt 1 of .*: md5 mismatch|attempt 1 of .*mismatch/);
+  assertMatch(
+    logText,
+    /attempt 1 of .*: bytes differ at offset \d+ \(source 0x[0-9a-f]{2}, copy on storage 0x/,
+  );
 
   const bad = rows.find((x) => x.srcPath.includes("partition_id=2/successes"))!;
   const { ws: ws2, rows: rows2 } = await planned({ transfer: { retries: 2 } }, 6);
@@ -142,6 +151,35 @@ Deno.test("run: a corrupted copy is caught and retried; one corrupted every time
   assert(bad.dstPath !== bad2.dstPath);
   await Deno.remove(ws.dir, { recursive: true });
   await Deno.remove(ws2.dir, { recursive: true });
+});
+
+Deno.test("run: a copy cut short on storage is caught and retried; cut every time, it is never published", async () => {
+  const { ws, rows } = await planned({ transfer: { retries: 1 } }, 4);
+  const r = await mpirun("mpich", 2, "phases/run.ts", ["--config", ws.configPath], {
+    env: { DT_TEST_TRUNCATE: "partition_id=1/successes:1" },
+  });
+  assertEquals(r.code, 0, r.stderr);
+  await assertAllPublished(ws, rows);
+  const logText = [...Deno.readDirSync(join(ws.tool, "logs"))]
+    .filter((e) => e.name.endsWith(".log"))
+    .map((e) => Deno.readTextFileSync(join(ws.tool, "logs", e.name))).join("");
+  assertMatch(logText, /attempt 1 of .*: the copy on storage ends at offset \d+/);
+
+  const again = await planned({ transfer: { retries: 1 } }, 4);
+  const cut = again.rows.find((x) => x.srcPath.includes("partition_id=2/successes"))!;
+  const r2 = await mpirun("openmpi", 2, "phases/run.ts", ["--config", again.ws.configPath], {
+    env: { DT_TEST_TRUNCATE: "partition_id=2/successes" },
+  });
+  assertEquals(r2.code, 3, r2.stdout + r2.stderr);
+  assertMatch(
+    r2.stderr,
+    /failed: .*partition_id=2\/successes\.parquet -> .*: verification failed after 2 attempt\(s\): the copy on storage ends at offset/,
+  );
+  const files = datasetFiles(again.ws);
+  assertEquals(files.length, again.rows.length - 1, "not published, no temporary left");
+  assert(!files.includes(cut.dstPath));
+  await Deno.remove(ws.dir, { recursive: true });
+  await Deno.remove(again.ws.dir, { recursive: true });
 });
 
 Deno.test("run: a vanished source and an existing different file fail clearly; the rest goes through", async () => {

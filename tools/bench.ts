@@ -155,13 +155,9 @@ async function contendersOf(
 ): Promise<{ run: Contender[]; skipped: Skipped[] }> {
   const run: Contender[] = [];
   const skipped: Skipped[] = [];
-  for (const mode of name === "single" ? ["md5"] as const : ["md5", "bytes"] as const) {
-    const tool = toolContender(tree, mode);
-    const refusal = await toolRefusal(join(ctx.work, "probe"), tree, { verify_mode: mode });
-    if (refusal === null) run.push(tool);
-    else if (mode === "md5") throw new ToolRefusedError(mode, refusal);
-    else skipped.push({ ...tool, why: `the tool refuses verify_mode: ${mode} (${refusal})` });
-  }
+  const refusal = await toolRefusal(join(ctx.work, "probe"), tree, { verify_mode: "md5" });
+  if (refusal !== null) throw new ToolRefusedError("md5", refusal);
+  run.push(toolContender(tree));
   run.push(name === "single" ? md5sumContender(tree) : md5sumCpContender(tree), cpContender(tree));
   const mfu = ctx.mfu;
   for (const drop of [false, true]) {
@@ -247,7 +243,6 @@ async function benchTree(name: TreeName, ctx: Context): Promise<TreeResult> {
 
 const REPORT_ORDER: ContenderId[] = [
   "tool-md5",
-  "tool-bytes",
   "md5sum-cp",
   "md5sum",
   "cp",
@@ -275,7 +270,7 @@ function parseTrees(value: string | boolean | undefined): TreeName[] {
 async function main(): Promise<number> {
   const cmd = parseCommand(
     NAME,
-    "Benchmarks the tool (md5 and bytes modes, 2 ranks under mpirun.mpich) against md5sum/cp,\n" +
+    "Benchmarks the tool (2 ranks under mpirun.mpich) against md5sum/cp,\n" +
       "cp -r && sync and mpiFileUtils dcp+dcmp on three trees; writes <out>/bench.json.",
     {
       quick: { type: "boolean", help: "tiny trees, one round (smoke test)" },

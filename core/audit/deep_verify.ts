@@ -12,6 +12,7 @@ import { assignRanks } from "../plan/balance.ts";
 import type { Md5Engine } from "../md5/engine.ts";
 import { openMd5Engine } from "../md5/open_engine.ts";
 import { mapPool } from "../map_pool.ts";
+import { openLibc } from "../io/libc.ts";
 import { parseTemporaryName } from "../layout.ts";
 import type { Comm } from "../../mpi/mod.ts";
 import { destinationRoots, isMd5SumsTemporary, MD5SUMS_NAME } from "./manifest.ts";
@@ -175,12 +176,17 @@ export async function deepCheckRank(
   };
   const mine = deepShare(state.published, options.rank, options.size);
   const t = config.transfer;
-  await mapPool(mine, Math.max(1, options.filesInFlight ?? t.filesInFlight), async (file) => {
-    const problem = await checkPublished(file, options.engine, t.bufferSize);
-    report.files++;
-    if (problem === null || problem.kind !== "missing") report.bytes += file.sizeBytes;
-    if (problem) found(problem);
-  });
+  const libc = openLibc();
+  try {
+    await mapPool(mine, Math.max(1, options.filesInFlight ?? t.filesInFlight), async (file) => {
+      const problem = await checkPublished(file, options.engine, t.bufferSize, libc);
+      report.files++;
+      if (problem === null || problem.kind !== "missing") report.bytes += file.sizeBytes;
+      if (problem) found(problem);
+    });
+  } finally {
+    libc.close();
+  }
 
   const roots = destinationRoots(config);
   const explained = new Set(state.published.map((f) => f.dstPath));

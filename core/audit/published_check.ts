@@ -5,7 +5,8 @@
  * @module
  */
 
-import { hashFile } from "../transfer/copy_file.ts";
+import { hashFile } from "../transfer/hash_file.ts";
+import type { Libc } from "../io/libc.ts";
 import { errorMessage } from "../errors.ts";
 import type { Md5Engine } from "../md5/engine.ts";
 import { lstatOrNull } from "../io/lstat_or_null.ts";
@@ -103,12 +104,13 @@ export async function checkPublished(
   file: PublishedFile,
   engine: Md5Engine,
   bufferSize: number,
+  libc: Libc,
 ): Promise<DeepProblem | null> {
   const seen = await statPublished(file);
   if (seen !== null) return seen;
   const path = file.dstPath;
   try {
-    const got = await hashFile(path, { engine, bufferSize });
+    const got = await hashFile(libc, path, { engine, bufferSize });
     if (got.sizeBytes !== file.sizeBytes) {
       return {
         kind: "size",

@@ -5,6 +5,7 @@
  */
 
 import { type FileMetaData, parquetMetadata, type SchemaElement } from "hyparquet";
+import { createHash } from "node:crypto";
 import { InputError } from "../errors.ts";
 
 /** One node of a parquet schema (the root excluded), in schema order. */
@@ -64,6 +65,17 @@ const ENCRYPTED_MAGIC = 0x45524150; // "PARE"
 const MIN_SIZE = 12;
 
 /**
+ * Random access to the bytes of a file whose footer is checked: its size and positional reads.
+ * A read returns exactly `length` bytes, or fewer when the file ends first.
+ */
+export interface ParquetByteSource {
+  /** Size of the file in bytes. */
+  readonly size: number;
+  /** Reads `length` bytes at `offset` (fewer only at the end of the file). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/**
  * Checks `path` is a complete parquet file and decodes its footer, reading only the first
  * 4 bytes and the last `footer + 8` bytes.
  *
@@ -89,43 +101,79 @@ export async function inspectParquet(path: string): Promise<ParquetInfo> {
         stat.isDirectory ? "is a directory" : "not a regular file",
       );
     }
-    const size = stat.size;
-    if (size < MIN_SIZE) {
-      throw new InvalidParquetError(path, `too small (${size} bytes; a parquet file has ≥ 12)`);
-    }
-    const head = await readAt(path, file, 0, 4);
-    if (u32(head, 0) !== MAGIC) {
-      throw new InvalidParquetError(path, "missing PAR1 magic at start — not a parquet file");
-    }
-    const tail = await readAt(path, file, size - 8, 8);
-    const endMagic = u32(tail, 4);
-    if (endMagic === ENCRYPTED_MAGIC) {
-      throw new InvalidParquetError(path, "encrypted footer (PARE) is not supported");
-    }
-    if (endMagic !== MAGIC) {
-      throw new InvalidParquetError(path, "missing PAR1 magic at end — truncated?");
-    }
-    const footerBytes = u32(tail, 0);
-    if (footerBytes === 0 || footerBytes > size - MIN_SIZE) {
-      throw new InvalidParquetError(
-        path,
-        `footer length ${footerBytes} does not fit in a ${size}-byte file — corrupt?`,
-      );
-    }
-    const footer = new Uint8Array(footerBytes + 8);
-    footer.set(await readAt(path, file, size - 8 - footerBytes, footerBytes), 0);
-    footer.set(tail, footerBytes);
-
-    let meta: FileMetaData;
-    try {
-      meta = parquetMetadata(footer.buffer);
-    } catch (e) {
-      throw new InvalidParquetError(path, `footer does not decode: ${(e as Error).message}`);
-    }
-    return await describe(path, size, footerBytes, meta);
+    return await inspectParquetSource(path, {
+      size: stat.size,
+      read: async (offset, length) => {
+        await file.seek(offset, Deno.SeekMode.Start);
+        const buf = new Uint8Array(length);
+        let done = 0;
+        while (done < length) {
+          const n = await file.read(buf.subarray(done));
+          if (n === null) break;
+          done += n;
+        }
+        return buf.subarray(0, done);
+      },
+    });
   } finally {
     file.close();
   }
+}
+
+/**
+ * {@linkcode inspectParquet} on a file already open (a regular file of `source.size` bytes):
+ * reads its first 4 and last `footer + 8` bytes through `source`; `path` names it in errors.
+ *
+ * @throws {InvalidParquetError} as {@linkcode inspectParquet}.
+ */
+export async function inspectParquetSource(
+  path: string,
+  source: ParquetByteSource,
+): Promise<ParquetInfo> {
+  const size = source.size;
+  if (size < MIN_SIZE) {
+    throw new InvalidParquetError(path, `too small (${size} bytes; a parquet file has ≥ 12)`);
+  }
+  const readAt = async (offset: number, length: number) => {
+    const bytes = await source.read(offset, length);
+    if (bytes.length < length) {
+      throw new InvalidParquetError(
+        path,
+        `file shrank while being read (end at ${offset + bytes.length})`,
+      );
+    }
+    return bytes;
+  };
+  const head = await readAt(0, 4);
+  if (u32(head, 0) !== MAGIC) {
+    throw new InvalidParquetError(path, "missing PAR1 magic at start — not a parquet file");
+  }
+  const tail = await readAt(size - 8, 8);
+  const endMagic = u32(tail, 4);
+  if (endMagic === ENCRYPTED_MAGIC) {
+    throw new InvalidParquetError(path, "encrypted footer (PARE) is not supported");
+  }
+  if (endMagic !== MAGIC) {
+    throw new InvalidParquetError(path, "missing PAR1 magic at end — truncated?");
+  }
+  const footerBytes = u32(tail, 0);
+  if (footerBytes === 0 || footerBytes > size - MIN_SIZE) {
+    throw new InvalidParquetError(
+      path,
+      `footer length ${footerBytes} does not fit in a ${size}-byte file — corrupt?`,
+    );
+  }
+  const footer = new Uint8Array(footerBytes + 8);
+  footer.set(await readAt(size - 8 - footerBytes, footerBytes), 0);
+  footer.set(tail, footerBytes);
+
+  let meta: FileMetaData;
+  try {
+    meta = parquetMetadata(footer.buffer);
+  } catch (e) {
+    throw new InvalidParquetError(path, `footer does not decode: ${(e as Error).message}`);
+  }
+  return await describe(path, size, footerBytes, meta);
 }
 
 async function describe(
@@ -243,33 +291,12 @@ export function canonicalSchema(columns: readonly ParquetColumnInfo[]): string {
     .join("\n");
 }
 
-/** SHA-256 hex digest of {@linkcode canonicalSchema}. */
-export async function schemaFingerprint(columns: readonly ParquetColumnInfo[]): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    new TextEncoder().encode(canonicalSchema(columns)),
-  );
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Reads exactly `length` bytes at `offset`. */
-async function readAt(
-  path: string,
-  file: Deno.FsFile,
-  offset: number,
-  length: number,
-): Promise<Uint8Array> {
-  await file.seek(offset, Deno.SeekMode.Start);
-  const buf = new Uint8Array(length);
-  let done = 0;
-  while (done < length) {
-    const n = await file.read(buf.subarray(done));
-    if (n === null) {
-      throw new InvalidParquetError(path, `file shrank while being read (end at ${offset + done})`);
-    }
-    done += n;
-  }
-  return buf;
+/**
+ * SHA-256 hex digest of {@linkcode canonicalSchema} (hashed on this thread: a few hundred
+ * bytes do not pay for a hop to another one).
+ */
+export function schemaFingerprint(columns: readonly ParquetColumnInfo[]): Promise<string> {
+  return Promise.resolve(createHash("sha256").update(canonicalSchema(columns)).digest("hex"));
 }
 
 function u32(bytes: Uint8Array, at: number): number {

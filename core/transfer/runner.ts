@@ -8,30 +8,23 @@
 import { dirname, join } from "node:path";
 import type { Config } from "../config.ts";
 import { readCheckpoint, requireSteps } from "../records/checkpoint.ts";
-import { errorMessage, InputError } from "../errors.ts";
+import { InputError } from "../errors.ts";
 import { syncDirectory } from "../io/sync_directory.ts";
-import {
-  datasetFolder,
-  parseDestinationPath,
-  safeServerName,
-  temporaryPath,
-  toolPaths,
-} from "../layout.ts";
+import { datasetFolder, parseDestinationPath, safeServerName, toolPaths } from "../layout.ts";
 import { isWithin } from "../is_within.ts";
 import { readSchedule } from "../plan/plan_table.ts";
 import type { ScheduleRow } from "../plan/plan_table.ts";
 import { balanceRows } from "../plan/schedule.ts";
 import { readVerificationLogs, VerificationLog } from "../records/verification_log.ts";
 import type { VerificationRecord } from "../records/verification_log.ts";
-import { BufferPool, copyAndHash, hashFile, TransferIoError } from "./copy_file.ts";
 import type { Md5Engine } from "../md5/engine.ts";
-import { inspectParquet, InvalidParquetError } from "./parquet_check.ts";
+import { closeTransferContext, openTransferContext, transferFile } from "./transfer_file.ts";
+import type { BeforeReadBackHook } from "./transfer_file.ts";
 import { currentToken, formatToken, sweepTemporaries } from "./temporaries.ts";
 import type { WriterToken } from "./temporaries.ts";
 import type { Deadline } from "./time_budget.ts";
 import { writeProgress } from "./progress.ts";
 import type { RankProgress } from "./progress.ts";
-import { lstatOrNull } from "../io/lstat_or_null.ts";
 
 /** What one rank did in one run. */
 export interface RankReport {
@@ -67,8 +60,8 @@ export interface RankReport {
 export interface RunnerHooks {
   /** Runs when a file is taken, before it is copied (tests slow a run down with it). */
   beforeFile?: (row: ScheduleRow) => Promise<void> | void;
-  /** Runs after a temporary was written and synced, before verification. */
-  afterWrite?: (row: ScheduleRow, tmpPath: string, attempt: number) => Promise<void> | void;
+  /** Runs once a range of a temporary is on storage, before it is read back. */
+  beforeReadBack?: BeforeReadBackHook;
 }
 
 /** Options of {@linkcode runRank}. */
@@ -79,6 +72,8 @@ export interface RunRankOptions {
   size: number;
   /** MD5 engine. */
   engine: Md5Engine;
+  /** MD5 engine for a file that is most of the rank's work left (see `TransferContextOptions`). */
+  loneEngine?: Md5Engine;
   /** When to stop taking files. */
   deadline: Deadline;
   /** List this rank's files instead of copying them. */
@@ -241,15 +236,16 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
     }
   };
 
-  const context: TransferContext = {
-    config,
-    options,
+  const context = await openTransferContext(config, {
+    engine: options.engine,
+    loneEngine: options.loneEngine,
+    rankBytes: progress.bytesTotal,
     token: tokenText,
-    realImages: await Deno.realPath(config.imagesFolder),
+    log: options.log,
     unsyncedFolders,
-  };
+    beforeReadBack: options.hooks?.beforeReadBack,
+  });
   const worker = async () => {
-    const pool = new BufferPool(t.bufferSize, t.buffers);
     while (queue.length > 0) {
       const end = options.deadline.endsAtMs;
       if (end !== null && now() + marginMs >= end) {
@@ -264,7 +260,7 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
       }
       const row = queue.shift()!;
       await options.hooks?.beforeFile?.(row);
-      const { record, bytesRead } = await transferOne(row, context, pool);
+      const { record, bytesRead } = await transferFile(row, context);
       readBytes += bytesRead;
       await finish(row, record);
     }
@@ -272,6 +268,7 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
   try {
     await Promise.all(Array.from({ length: Math.max(1, t.filesInFlight) }, worker));
   } finally {
+    await closeTransferContext(context);
     await log.close();
   }
   report.left = queue.length;
@@ -279,226 +276,6 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
   report.readsPerByte = report.bytes > 0 ? readBytes / report.bytes : 0;
   await writeProgress(paths.logs, progress);
   return report;
-}
-
-function record(
-  row: ScheduleRow,
-  fields: Partial<VerificationRecord> & Pick<VerificationRecord, "status">,
-): VerificationRecord {
-  return {
-    srcPath: row.srcPath,
-    dstPath: row.dstPath,
-    hashsumSrc: "",
-    hashsumDst: "",
-    sizeBytes: row.sizeBytes,
-    verifyMode: "md5",
-    verifiedAt: new Date().toISOString(),
-    reason: "",
-    numRows: -1,
-    schemaFingerprint: "",
-    ...fields,
-  };
-}
-
-/**
- * A file already sits at the final name: it counts as done when its MD5 equals the
- * source's, and is a conflict (never overwritten) otherwise.
- */
-async function checkExisting(
-  row: ScheduleRow,
-  engine: Md5Engine,
-  pool: BufferPool,
-  md5Src: string | null,
-): Promise<{ record: VerificationRecord; bytesRead: number }> {
-  const info = await Deno.lstat(row.dstPath);
-  if (!info.isFile) {
-    return {
-      record: record(row, {
-        status: "failed",
-        reason: `conflict: ${row.dstPath} exists and is not a regular file; not overwritten`,
-      }),
-      bytesRead: 0,
-    };
-  }
-  const dst = await hashFile(row.dstPath, { engine, pool });
-  let read = dst.sizeBytes;
-  let srcMd5 = md5Src;
-  if (srcMd5 === null) {
-    const src = await hashFile(row.srcPath, { engine, pool });
-    srcMd5 = src.md5;
-    read += src.sizeBytes;
-  }
-  if (srcMd5 === dst.md5) {
-    return {
-      record: record(row, {
-        status: "verified",
-        verifyMode: "existing",
-        hashsumSrc: srcMd5,
-        hashsumDst: dst.md5,
-        sizeBytes: dst.sizeBytes,
-      }),
-      bytesRead: read,
-    };
-  }
-  return {
-    record: record(row, {
-      status: "failed",
-      hashsumSrc: srcMd5,
-      hashsumDst: dst.md5,
-      reason: `conflict: ${row.dstPath} already exists with md5 ${dst.md5}, the source has ` +
-        `${srcMd5}; not overwritten`,
-    }),
-    bytesRead: read,
-  };
-}
-
-/** What every transfer of a rank shares. */
-interface TransferContext {
-  config: Config;
-  options: RunRankOptions;
-  /** Writer token of this process, for temporary names. */
-  token: string;
-  /** The images folder with every symlink resolved. */
-  realImages: string;
-  /** Folders with a new entry not yet synced (synced before the log's next sync). */
-  unsyncedFolders: Set<string>;
-}
-
-/** Copies, verifies and publishes one file; never throws for a per-file failure. */
-async function transferOne(
-  row: ScheduleRow,
-  { config, options, token, realImages, unsyncedFolders }: TransferContext,
-  pool: BufferPool,
-): Promise<{ record: VerificationRecord; bytesRead: number }> {
-  const t = config.transfer;
-  const engine = options.engine;
-  const folder = dirname(row.dstPath);
-  try {
-    const folderInfo = await lstatOrNull(folder);
-    if (folderInfo?.isSymlink) {
-      return {
-        record: record(row, {
-          status: "failed",
-          reason: `destination folder ${folder} is a symlink: refused (never followed)`,
-        }),
-        bytesRead: 0,
-      };
-    }
-    if (!folderInfo) await Deno.mkdir(folder, { recursive: true });
-    if (await lstatOrNull(row.dstPath)) return await checkExisting(row, engine, pool, null);
-    const source = await lstatOrNull(row.srcPath);
-    if (!source?.isFile) {
-      const what = source ? "is not a regular file any more" : "is gone (ENOENT: no such file)";
-      return {
-        record: record(row, { status: "failed", reason: `source ${row.srcPath} ${what}` }),
-        bytesRead: 0,
-      };
-    }
-    // The schedule's paths are checked by name; a symlinked folder on the way could still
-    // lead outside the images folder, so the resolved path is checked too.
-    const realSrc = await Deno.realPath(row.srcPath);
-    if (!isWithin(realImages, realSrc)) {
-      return {
-        record: record(row, {
-          status: "failed",
-          reason: `source ${row.srcPath} resolves to ${realSrc}, outside the images folder ` +
-            `${realImages}: refused (symlinks are never followed out of it)`,
-        }),
-        bytesRead: 0,
-      };
-    }
-    let numRows = -1;
-    let schemaFingerprint = "";
-    try {
-      ({ numRows, schemaFingerprint } = await inspectParquet(row.srcPath));
-    } catch (err) {
-      if (!(err instanceof InvalidParquetError)) throw err;
-      if (!t.allowInvalidParquet) {
-        return {
-          record: record(row, {
-            status: "failed",
-            reason: `${err.message}; not transferred (data_transfer.allow_invalid_parquet: ` +
-              `true copies such files anyway)`,
-          }),
-          bytesRead: 0,
-        };
-      }
-    }
-    let reason = "";
-    let bytesRead = 0;
-    for (let attempt = 0; attempt <= t.retries; attempt++) {
-      const tmp = temporaryPath(row.dstPath, token);
-      const hook = options.hooks?.afterWrite;
-      const result = await copyAndHash(row.srcPath, tmp, {
-        engine,
-        verify: t.verifyMode,
-        pool,
-        dropCache: t.dropCache,
-        afterWrite: hook ? (p) => hook(row, p, attempt) : undefined,
-      });
-      bytesRead += result.bytesRead.source + result.bytesRead.destination;
-      if (!result.ok) {
-        reason = `verification failed after ${attempt + 1} attempt(s): ${result.mismatch}`;
-        options.log(`attempt ${attempt + 1} of ${row.dstPath}: ${result.mismatch}`);
-        await Deno.remove(tmp).catch(() => {});
-        continue;
-      }
-      if (numRows >= 0) {
-        const copied = await inspectParquet(tmp).catch((e) => e as Error);
-        const differs = copied instanceof Error
-          ? `its footer does not decode (${copied.message})`
-          : copied.numRows !== numRows
-          ? `${copied.numRows} rows, the source ${numRows}`
-          : copied.schemaFingerprint !== schemaFingerprint
-          ? "another schema than the source"
-          : null;
-        if (differs !== null) {
-          await Deno.remove(tmp).catch(() => {});
-          reason = `the copy's parquet footer differs: ${differs}`;
-          continue;
-        }
-      }
-      try {
-        await Deno.link(tmp, row.dstPath);
-      } catch (err) {
-        await Deno.remove(tmp).catch(() => {});
-        if (err instanceof Deno.errors.AlreadyExists) {
-          const existing = await checkExisting(row, engine, pool, result.md5Src);
-          return { record: existing.record, bytesRead: bytesRead + existing.bytesRead };
-        }
-        throw err;
-      }
-      // Published and verified: a temporary that cannot be removed now (e.g. the file system
-      // just went read-only) does not make the file fail; the next run's sweep removes it.
-      await Deno.remove(tmp).catch((err) =>
-        options.log(
-          `could not remove the temporary ${tmp} (${errorMessage(err)}); a later run will`,
-        )
-      );
-      unsyncedFolders.add(folder);
-      return {
-        record: record(row, {
-          status: "verified",
-          verifyMode: t.verifyMode,
-          hashsumSrc: result.md5Src,
-          hashsumDst: result.md5Dst ?? "",
-          sizeBytes: result.sizeBytes,
-          numRows,
-          schemaFingerprint,
-        }),
-        bytesRead,
-      };
-    }
-    return { record: record(row, { status: "failed", reason }), bytesRead };
-  } catch (err) {
-    if (
-      err instanceof TransferIoError || err instanceof Deno.errors.NotFound ||
-      err instanceof Deno.errors.PermissionDenied || (err as Error)?.message?.includes("os error")
-    ) {
-      return { record: record(row, { status: "failed", reason: errorMessage(err) }), bytesRead: 0 };
-    }
-    throw err;
-  }
 }
 
 /** Summary of a run over all ranks, as rank 0 writes it to `run_summary.json`. */

@@ -15,7 +15,6 @@ import { makeWorkspace, type Tree } from "./tree.ts";
 /** Names of the contenders. */
 export type ContenderId =
   | "tool-md5"
-  | "tool-bytes"
   | "md5sum-cp"
   | "cp"
   | "md5sum"
@@ -49,15 +48,15 @@ export interface Contender {
 
 const valid = () => Promise.resolve(null);
 
-/** This tool with `verify_mode: mode`: filter, schedule and run with 2 ranks. */
-export function toolContender(tree: Tree, mode: "md5" | "bytes"): Contender {
+/** This tool (`verify_mode: md5`): filter, schedule and run with 2 ranks. */
+export function toolContender(tree: Tree): Contender {
   return {
-    id: mode === "md5" ? "tool-md5" : "tool-bytes",
-    short: `tool ${mode}`,
-    label: `this tool, ${mode} mode (filter + schedule + run, ${RANKS} ranks)`,
+    id: "tool-md5",
+    short: "tool md5",
+    label: `this tool, md5 mode (filter + schedule + run, ${RANKS} ranks)`,
     warm: TOOL_WARM,
     async prepare(dir) {
-      const ws = await makeWorkspace(dir, tree.images, { verify_mode: mode });
+      const ws = await makeWorkspace(dir, tree.images, { verify_mode: "md5" });
       return {
         steps: toolSteps(ws),
         check: async () => {

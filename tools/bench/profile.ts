@@ -1,23 +1,42 @@
 /**
- * Where the time of a transfer goes, without MPI: copies every file of a tree with
- * `copyAndHash` (one process, `--in-flight` files at a time, like one rank) and sums the
- * phases of `timingsMs` (copy = read+hash+write, sync, dropCache, verify).
+ * Where the time of the per-file pipeline goes, without MPI: copies every file of a tree with
+ * `copyVerified` (one process, `--in-flight` files at a time sharing one buffer budget, like
+ * one rank) and prints the wall time, the rate, the CPU seconds per GiB (user and system), the
+ * storage reads per byte (`/proc/self/io`) and the peak RSS. Run it under
+ * `deno run --cpu-prof` to see the JavaScript side.
  *
  * ```sh
  * deno run -A tools/bench/profile.ts --tree bench_out/trees/small --dst /tmp/p \
- *   [--verify md5|bytes] [--buffer-mib 8] [--buffers 4] [--in-flight 2] [--no-drop] \
+ *   [--buffer-mib 2] [--buffers 16] [--in-flight 8] [--ranges N] [--buffered] \
  *   [--engine wasm-simd|libcrypto|node] [--share 2]
  * ```
- * `--share N` copies every N-th file only (one rank's share of N ranks).
+ * `--share N` copies every N-th file only (one rank's share of N ranks); `--buffered` leaves
+ * `O_DIRECT` off (the fallback of file systems that refuse it); `--ranges N` caps the ranges
+ * of one file in flight.
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { copyAndHash, type CopyTimings } from "../../core/transfer/copy_file.ts";
+import process from "node:process";
+import { copyVerified } from "../../core/transfer/verified_copy.ts";
+import { BufferBudget } from "../../core/transfer/buffer_budget.ts";
+import { AT_FDCWD, openLibc } from "../../core/io/libc.ts";
+import { FileHandle } from "../../core/io/file_handle.ts";
 import { openMd5Engine } from "../../core/md5/open_engine.ts";
-import type { VerifyMode } from "../../core/config.ts";
+import type { SimdMd5Engine, SimdMd5Stats } from "../../core/md5/simd_engine.ts";
 import { listTreeFiles } from "./tree.ts";
+
+async function procField(file: string, field: string): Promise<number> {
+  const text = await Deno.readTextFile(`/proc/self/${file}`);
+  return Number(new RegExp(`^${field}:\\s*(\\d+)`, "m").exec(text)![1]);
+}
+
+/** The SIMD engine's blocks hashed per kernel width, and the share of busy lanes. */
+function laneReport(s: SimdMd5Stats): string {
+  return `busy ${(s.blocks / Math.max(1, s.laneBlocks)).toFixed(2)}, calls by width ` +
+    JSON.stringify(s.calls);
+}
 
 if (import.meta.main) {
   const { values: v } = parseArgs({
@@ -25,12 +44,12 @@ if (import.meta.main) {
     options: {
       tree: { type: "string" },
       dst: { type: "string" },
-      verify: { type: "string", default: "md5" },
-      "buffer-mib": { type: "string", default: "8" },
-      buffers: { type: "string", default: "4" },
-      "in-flight": { type: "string", default: "2" },
-      "no-drop": { type: "boolean", default: false },
-      engine: { type: "string", default: "libcrypto" },
+      "buffer-mib": { type: "string", default: "2" },
+      buffers: { type: "string", default: "16" },
+      "in-flight": { type: "string", default: "8" },
+      ranges: { type: "string" },
+      buffered: { type: "boolean", default: false },
+      engine: { type: "string", default: "wasm-simd" },
       share: { type: "string", default: "1" },
     },
   });
@@ -45,43 +64,74 @@ if (import.meta.main) {
     throw new Error(`--engine must be wasm-simd, libcrypto or node, got ${v.engine}`);
   }
   const engine = openMd5Engine({ prefer });
+  const libc = openLibc();
+  const f = libc.flags;
+  const budget = new BufferBudget(
+    Number(v["buffer-mib"]) * 1024 * 1024,
+    Math.max(1, Math.floor(Number(v.buffers) / 2)),
+  );
   await Deno.remove(v.dst, { recursive: true }).catch(() => {});
   await Deno.mkdir(v.dst, { recursive: true });
-  const sum: CopyTimings = { copy: 0, sync: 0, dropCache: 0, verify: 0 };
   let bytes = 0;
   let i = 0;
   const queue = files.slice();
+  const cpu0 = process.cpuUsage();
+  const read0 = await procField("io", "read_bytes");
   const started = performance.now();
   const worker = async () => {
     while (queue.length > 0) {
-      const f = queue.shift()!;
-      const r = await copyAndHash(f.path, join(v.dst!, `f${i++}.parquet`), {
-        engine,
-        verify: v.verify as VerifyMode,
-        bufferSize: Number(v["buffer-mib"]) * 1024 * 1024,
-        buffers: Number(v.buffers),
-        dropCache: !v["no-drop"],
-      });
-      if (!r.ok) throw new Error(`${f.path}: ${r.mismatch}`);
-      bytes += r.sizeBytes;
-      for (const k of Object.keys(sum) as (keyof CopyTimings)[]) sum[k] += r.timingsMs[k];
+      const file = queue.shift()!;
+      const out = join(v.dst!, `f${i++}.parquet`);
+      const open = async (path: string, flags: number) =>
+        new FileHandle(libc, await libc.openAt(AT_FDCWD, path, flags | f.CLOEXEC), path);
+      const src = await open(file.path, f.RDONLY);
+      const writer = await open(out, f.RDWR | f.CREAT | f.EXCL);
+      let reader = writer;
+      try {
+        if (!v.buffered) {
+          src.enableDirect();
+          reader = await open(out, f.RDONLY);
+          if (!reader.enableDirect()) {
+            reader.close();
+            reader = writer;
+          }
+        }
+        const r = await copyVerified(src, { writer, reader }, {
+          libc,
+          engine,
+          budget,
+          rangesInFlight: v.ranges === undefined ? undefined : Number(v.ranges),
+        });
+        if (!r.ok) throw new Error(`${file.path}: ${r.mismatch}`);
+        bytes += r.sizeBytes;
+      } finally {
+        src.close();
+        writer.close();
+        if (reader !== writer) reader.close();
+      }
     }
   };
   await Promise.all(Array.from({ length: Number(v["in-flight"]) }, worker));
   const wall = (performance.now() - started) / 1000;
-  engine.close();
-  const total = sum.copy + sum.sync + sum.dropCache + sum.verify;
-  const pct = (x: number) => `${((100 * x) / total).toFixed(0)}%`;
+  const cpu = process.cpuUsage(cpu0);
+  const read = (await procField("io", "read_bytes")) - read0;
+  const gib = bytes / 2 ** 30;
   console.log(
     JSON.stringify({
       files: files.length,
       mib: Math.round(bytes / 2 ** 20),
       wallSeconds: +wall.toFixed(2),
       mibPerSecond: Math.round(bytes / 2 ** 20 / wall),
-      summedSeconds: Object.fromEntries(
-        Object.entries(sum).map(([k, ms]) => [k, `${(ms / 1000).toFixed(2)} (${pct(ms)})`]),
-      ),
+      cpuSecondsPerGiB: {
+        user: +(cpu.user / 1e6 / gib).toFixed(2),
+        system: +(cpu.system / 1e6 / gib).toFixed(2),
+      },
+      storageReadsPerByte: +(read / bytes).toFixed(2),
+      peakRssMiB: Math.round((await procField("status", "VmHWM")) / 1024),
+      simdLanes: "stats" in engine ? laneReport((engine as SimdMd5Engine).stats()) : undefined,
     }),
   );
+  engine.close();
+  libc.close();
   await Deno.remove(v.dst, { recursive: true });
 }
