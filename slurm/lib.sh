@@ -19,6 +19,7 @@ dt_explain() {
 
 # dt_run_phase PHASE_SCRIPT [mpi]: sources the site file, then runs
 #   [DT_MPI_LAUNCH...] DT_DENO run -A $DT_HOME/phases/PHASE_SCRIPT --config $CONFIG_PATH
+# (for run.ts, DT_RUN_ENTRY of the site file instead of $DT_HOME/phases/run.ts when set)
 # and exits with the phase's exit code.
 dt_run_phase() {
   local phase=$1 mode=${2:-single}
@@ -29,6 +30,7 @@ dt_run_phase() {
   fi
   DT_DENO=deno
   DT_MPI_LAUNCH=(srun --mpi=pmi2)
+  DT_RUN_ENTRY=()
   # shellcheck source=site.sh
   source "$DT_SITE" || { echo "error: sourcing $DT_SITE failed" >&2; exit 2; }
   if declare -F dt_site_setup >/dev/null; then
@@ -44,7 +46,9 @@ dt_run_phase() {
       "in $DT_SITE" >&2
     exit 2
   fi
-  local -a cmd=("$DT_DENO" run -A "$DT_HOME/phases/$phase" --config "$CONFIG_PATH")
+  local -a entry=("$DT_HOME/phases/$phase")
+  if [[ "$phase" == run.ts && ${#DT_RUN_ENTRY[@]} -gt 0 ]]; then entry=("${DT_RUN_ENTRY[@]}"); fi
+  local -a cmd=("$DT_DENO" run -A "${entry[@]}" --config "$CONFIG_PATH")
   if [[ "$mode" == mpi ]]; then
     cmd=("${DT_MPI_LAUNCH[@]}" "${cmd[@]}")
     # Slurm >= 22.05: srun no longer inherits --cpus-per-task from the allocation.

@@ -33,6 +33,7 @@ import {
 } from "./support/fault_harness.ts";
 import type { Launch } from "./support/fault_harness.ts";
 import { readVerificationLogs } from "../core/records/verification_log.ts";
+import { RUN_DRIVER } from "./support/run_gate.ts";
 import { parseCsv } from "../core/records/csv.ts";
 
 const SEED = Number(Deno.env.get("DT_FAULT_SEED") ?? Math.floor(Math.random() * 2 ** 31));
@@ -362,18 +363,22 @@ Deno.test("corruption: copies corrupted between write and verification (bytes mo
     transfer: { verify_mode: "bytes", retries: 1 },
   });
   // partition_id=1: corrupted on the first attempt only; partition_id=2: on every attempt.
-  const r = await runPhase(OPENMPI, SCRIPT.run, configArgs(ws), {
-    env: { DT_TEST_CORRUPT: "partition_id=1/:1" },
-  });
+  const r = await runPhase(OPENMPI, RUN_DRIVER, [
+    ...configArgs(ws),
+    "--corrupt",
+    "partition_id=1/:1",
+  ]);
   expectCode(r, 0, "run with one corrupted attempt per file");
   const r2 = await runPhase(MPICH, SCRIPT.run, configArgs(ws));
   expectCode(r2, 0, "nothing left");
   const { ws: ws2, t: t2 } = await scheduled(4, 80_000, {
     transfer: { verify_mode: "bytes", retries: 1 },
   });
-  const bad = await runPhase(MPICH, SCRIPT.run, configArgs(ws2), {
-    env: { DT_TEST_CORRUPT: "partition_id=2/" },
-  });
+  const bad = await runPhase(MPICH, RUN_DRIVER, [
+    ...configArgs(ws2),
+    "--corrupt",
+    "partition_id=2/",
+  ]);
   expectCode(bad, 3, "run with a file corrupted on every attempt");
   tally.faults += 2 + 2;
   const failed = failures(bad);

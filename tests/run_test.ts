@@ -13,6 +13,7 @@ import { addPartition, datasetFiles, makeWorkspace, REPO, runScript } from "./su
 import type { Workspace, WorkspaceOptions } from "./support/fixture.ts";
 import { readRowsWithHyparquet } from "./support/parquet_readers.ts";
 import { cleanEnv, launcherArgs, MPI_IMPLS, mpirun } from "./support/mpi_launch.ts";
+import { RUN_DRIVER } from "./support/run_gate.ts";
 
 async function md5sum(path: string): Promise<string> {
   const out = await new Deno.Command("md5sum", { args: [path], stdout: "piped" }).output();
@@ -106,9 +107,12 @@ Deno.test("run: bytes mode verifies byte for byte and records the source md5", a
 
 Deno.test("run: a corrupted copy is caught and retried; one corrupted every time is never published", async () => {
   const { ws, rows } = await planned({ transfer: { retries: 2 } }, 6);
-  const r = await mpirun("openmpi", 2, "phases/run.ts", ["--config", ws.configPath], {
-    env: { DT_TEST_CORRUPT: "partition_id=1/successes" + ":1" },
-  });
+  const r = await mpirun("openmpi", 2, RUN_DRIVER, [
+    "--config",
+    ws.configPath,
+    "--corrupt",
+    "partition_id=1/successes:1",
+  ]);
   assertEquals(r.code, 0, r.stderr);
   await assertAllPublished(ws, rows);
   const logText = [...Deno.readDirSync(join(ws.tool, "logs"))]
@@ -119,9 +123,12 @@ Deno.test("run: a corrupted copy is caught and retried; one corrupted every time
   const bad = rows.find((x) => x.srcPath.includes("partition_id=2/successes"))!;
   const { ws: ws2, rows: rows2 } = await planned({ transfer: { retries: 2 } }, 6);
   const bad2 = rows2.find((x) => x.srcPath.includes("partition_id=2/successes"))!;
-  const r2 = await mpirun("mpich", 2, "phases/run.ts", ["--config", ws2.configPath], {
-    env: { DT_TEST_CORRUPT: "partition_id=2/successes" },
-  });
+  const r2 = await mpirun("mpich", 2, RUN_DRIVER, [
+    "--config",
+    ws2.configPath,
+    "--corrupt",
+    "partition_id=2/successes",
+  ]);
   assertEquals(r2.code, 3, r2.stdout + r2.stderr);
   assertMatch(
     r2.stderr,

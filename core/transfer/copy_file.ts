@@ -188,6 +188,8 @@ export interface CopyOptions extends BufferOptions {
   mode?: number;
   /** Test hook: runs after `fdatasync`, before verification. */
   afterWrite?: (tmpPath: string) => Promise<void> | void;
+  /** Receives the size of each chunk once it is written to the temporary (for progress). */
+  onBytes?: (bytes: number) => void;
 }
 
 /** Options of {@linkcode verifyCopy}. */
@@ -636,7 +638,10 @@ export async function copyAndHash(
       let t = performance.now();
       sizeBytes = await pump(src, srcPath, "read-source", pool, [
         serial((c) => hash.update(c)),
-        serial((c) => io("write-tmp", tmpPath, () => writeAll(dst, c))),
+        serial(async (c) => {
+          await io("write-tmp", tmpPath, () => writeAll(dst, c));
+          options.onBytes?.(c.length);
+        }),
       ]);
       stream = undefined;
       md5Src = await hash.digest();

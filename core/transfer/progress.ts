@@ -1,13 +1,16 @@
 /**
  * Progress across ranks without extra MPI traffic: each rank writes a small JSON snapshot to
- * the tool's `logs/` folder; rank 0 adds them up and shows one line (live on a terminal,
- * periodic otherwise).
+ * the tool's `logs/` folder (`rank_progress.ts`); rank 0 adds them up into one line
+ * (`progress_display.ts`). This module is the snapshot's format and the line.
  * @module
  */
 
 import { join } from "node:path";
 import { writeFileAtomic } from "../records/atomic_file.ts";
 import { formatBytes } from "../cli.ts";
+
+/** How often a rank writes its snapshot while it works, in ms. */
+export const SNAPSHOT_INTERVAL_MS = 1000;
 
 /** One rank's progress. */
 export interface RankProgress {
@@ -19,7 +22,10 @@ export interface RankProgress {
   bytesTotal: number;
   /** Files finished (verified or failed). */
   filesDone: number;
-  /** Bytes finished. */
+  /**
+   * Bytes of the finished files, plus the bytes already copied of the files in flight (each
+   * counted up to its size), so that a large file counts while it is being copied.
+   */
   bytesDone: number;
   /** Files failed. */
   failed: number;
