@@ -2,9 +2,10 @@
  * The fault campaign: turns the tool's guarantees into evidence. SIGKILLs at random moments
  * during filter, schedule and run (both MPI implementations and a single process) followed by
  * re-runs; storage faults on real file systems mounted by the test (ENOSPC and a read-only
- * remount, both mid-run); corruption before verification and after publication; two runner
- * jobs on one schedule at once; bad inputs; and writes outside the allowed folders, symlinks
- * at destinations and the user's umask. The last test prints a tally of what was survived.
+ * remount, both mid-run, by construction: the test driver pauses the ranks until the fault is
+ * set); corruption before verification and after publication; two runner jobs on one
+ * schedule at once; bad inputs; and writes outside the allowed folders, symlinks at
+ * destinations and the user's umask. The last test prints a tally of what was survived.
  *
  * `DT_FAULT_KILLS=N` sets the number of kills (default 30), `DT_FAULT_SEED=S` replays the
  * moments and victims of an earlier run (the seed is printed first).
@@ -24,8 +25,6 @@ import {
   launchLabel,
   readTables,
   runPhase,
-  sessionRanks,
-  sleep,
   snapshot,
   snapshotDiff,
   startSession,
@@ -33,7 +32,7 @@ import {
 } from "./support/fault_harness.ts";
 import type { Launch } from "./support/fault_harness.ts";
 import { readVerificationLogs } from "../core/records/verification_log.ts";
-import { RUN_DRIVER } from "./support/run_gate.ts";
+import { makeGate, openGate, RUN_DRIVER, waitPaused } from "./support/run_gate.ts";
 import { parseCsv } from "../core/records/csv.ts";
 
 const SEED = Number(Deno.env.get("DT_FAULT_SEED") ?? Math.floor(Math.random() * 2 ** 31));
@@ -258,17 +257,6 @@ async function mountTmpfs(dir: string, size: string): Promise<void> {
   assert(m.ok, `mount tmpfs on ${dir} (the campaign runs as root): ${m.err}`);
 }
 
-/** Waits until the logs hold at least `n` verified records (fails after 60 s). */
-async function waitVerified(ws: Workspace, n: number): Promise<void> {
-  const until = Date.now() + 60_000;
-  while (Date.now() < until) {
-    const s = await readVerificationLogs(join(ws.tool, "verification")).catch(() => null);
-    if (s && [...s.byDst.values()].filter((r) => r.status === "verified").length >= n) return;
-    await sleep(2);
-  }
-  throw new Error(`no ${n} verified records within 60 s`);
-}
-
 /** The `failed: SRC -> DST: REASON` lines of a run, by destination. */
 function failures(r: RunResult): Map<string, string> {
   const out = new Map<string, string>();
@@ -280,41 +268,30 @@ Deno.test("storage: a destination file system that fills up mid-run, and one rem
   for (const fault of ["ENOSPC", "EROFS"] as const) {
     const { ws, t } = await scheduled(20, 800_000);
     await mountTmpfs(ws.dstImages, "64m");
+    const gate = await makeGate();
     try {
       const launch = fault === "ENOSPC" ? OPENMPI : MPICH;
-      const s = startSession(launch, SCRIPT.run, configArgs(ws));
-      await waitVerified(ws, 1);
-      // Hold the ranks while the fault is set up, so that it lands mid-run however fast the
-      // copies are.
-      const ranks = sessionRanks(s.pid);
-      const signal = (sig: Deno.Signal) => {
-        for (const p of ranks) {
-          try {
-            Deno.kill(p, sig);
-          } catch {
-            // ended
-          }
-        }
-      };
-      signal("SIGSTOP");
+      // Each rank pauses before its third file (one file at a time) until the fault is set
+      // up, so that the fault lands mid-run however fast the copies are.
+      const s = startSession(launch, RUN_DRIVER, [
+        ...configArgs(ws),
+        "--gate",
+        gate,
+        "--pause-after",
+        "2",
+      ]);
+      await waitPaused(gate, [0, 1], () => !s.exited());
       const filler = join(ws.dstImages, "filler");
       if (fault === "ENOSPC") {
         // Another user fills the file system while the run goes on.
         const dd = await sh("dd", ["if=/dev/zero", `of=${filler}`, "bs=1M"]);
         assertMatch(dd.err, /No space left on device/);
       } else {
-        // A remount to read-only waits until no file is open for writing.
-        const until = Date.now() + 20_000;
-        let m = await sh("mount", ["-o", "remount,ro", ws.dstImages]);
-        while (!m.ok && Date.now() < until) {
-          signal("SIGCONT");
-          await sleep(1);
-          signal("SIGSTOP");
-          m = await sh("mount", ["-o", "remount,ro", ws.dstImages]);
-        }
+        // No copy is open while the ranks are paused: the remount cannot be refused as busy.
+        const m = await sh("mount", ["-o", "remount,ro", ws.dstImages]);
         assert(m.ok, `remount read-only: ${m.err}`);
       }
-      signal("SIGCONT");
+      await openGate(gate);
       tally.faults++;
       const r = await waitSession(s, 120_000);
       expectCode(r, 3, `run with ${fault} mid-run`);
@@ -346,6 +323,7 @@ Deno.test("storage: a destination file system that fills up mid-run, and one rem
       await sh("umount", [ws.dstImages]);
     }
     await Deno.remove(ws.dir, { recursive: true });
+    await Deno.remove(gate, { recursive: true });
   }
 });
 
