@@ -33,6 +33,8 @@ export interface ToolPaths {
   manifest: string;
   /** Lock file serialising the filter and schedule phases. */
   lock: string;
+  /** Lock file a run holds for its whole life, naming its holder. */
+  runLock: string;
 }
 
 /** Returns the paths of the tool's working folder for a config. */
@@ -49,6 +51,7 @@ export function toolPaths(config: Config): ToolPaths {
     runSummary: join(root, "run_summary.json"),
     manifest: join(root, "manifest.parquet"),
     lock: join(root, ".lock"),
+    runLock: join(root, "run.lock"),
   };
 }
 

@@ -3,9 +3,9 @@
  * during filter, schedule and run (both MPI implementations and a single process) followed by
  * re-runs; storage faults on real file systems mounted by the test (ENOSPC and a read-only
  * remount, both mid-run, by construction: the test driver pauses the ranks until the fault is
- * set); corruption before verification and after publication; two runner jobs on one
- * schedule at once; bad inputs; and writes outside the allowed folders, symlinks at
- * destinations and the user's umask. The last test prints a tally of what was survived.
+ * set); corruption before verification and after publication; a second run while one works
+ * (refused, naming it) and after one was killed (not blocked); bad inputs; and writes outside
+ * the allowed folders, symlinks at destinations and the user's umask. The last test prints a tally of what was survived.
  *
  * `DT_FAULT_KILLS=N` sets the number of kills (default 30), `DT_FAULT_SEED=S` replays the
  * moments and victims of an earlier run (the seed is printed first).
@@ -377,27 +377,61 @@ Deno.test("corruption: copies corrupted between write and verification (bytes mo
   await Deno.remove(ws2.dir, { recursive: true });
 });
 
-Deno.test("concurrency: two runner jobs on one schedule at once publish each file exactly once, uncorrupted, and both exit 0", async () => {
-  for (const pair of [[MPICH, MPICH], [OPENMPI, SINGLE]]) {
-    const { ws, t } = await scheduled(12, 150_000);
-    const a = startSession(pair[0], SCRIPT.run, configArgs(ws));
-    const b = startSession(pair[1], SCRIPT.run, configArgs(ws));
-    const [ra, rb] = [await waitSession(a, 120_000), await waitSession(b, 120_000)];
-    const label = pair.map(launchLabel).join(" + ");
-    expectCode(ra, 0, `first job of ${label}`);
-    expectCode(rb, 0, `second job of ${label}`);
+Deno.test("concurrency: a second run while one is working exits 2 naming it; the lock of a SIGKILLed run does not block the next", async () => {
+  for (const [first, second] of [[MPICH, SINGLE], [OPENMPI, MPICH]]) {
+    const label = `${launchLabel(first)} then ${launchLabel(second)}`;
+    const { ws } = await scheduled(12, 150_000);
+    const gate = await makeGate();
+    // The first run pauses every rank after one file until the test lets it go.
+    const a = startSession(first, RUN_DRIVER, [
+      ...configArgs(ws),
+      "--gate",
+      gate,
+      "--pause-after",
+      "1",
+    ]);
+    const pids = await waitPaused(gate, [0, 1], () => !a.exited());
+    const b = await runPhase(second, SCRIPT.run, configArgs(ws));
     tally.faults++;
+    assertRefused(
+      b,
+      new RegExp(
+        `another run is working on this tool folder: rank 0 on host \\S+ \\(pid ${
+          pids.get(0)
+        }\\), 2 rank\\(s\\), started .*; wait for it to end or stop it \\(kill ${
+          pids.get(0)
+        } on \\S+\\), then run again \\(it holds .*run\\.lock\\)$`,
+      ),
+      `second run (${label})`,
+    );
+    await openGate(gate);
+    expectCode(await waitSession(a, 120_000), 0, `first run (${label})`);
     tally.lost += await checkComplete(ws, await readTables(ws));
-    // Each file was copied and published by exactly one writer; the other found it.
-    const copied = (r: RunResult) => Number(/run: (\d+) files copied/.exec(r.stdout)![1]);
-    assertEquals(copied(ra) + copied(rb), t.schedule.length, `${label}: copied once in all`);
-    const recs = await allRecords(ws);
-    for (const row of t.schedule) {
-      const mine = recs.filter((x) => x.dst_path === row.dstPath);
-      assert(mine.every((x) => x.status === "verified"), `${row.dstPath}: no failure`);
-      assertEquals(mine.filter((x) => x.verify_mode !== "existing").length, 1, row.dstPath);
-    }
     await Deno.remove(ws.dir, { recursive: true });
+    await Deno.remove(gate, { recursive: true });
+
+    // A run killed outright leaves its name in the lock; the next run finds it gone.
+    const { ws: ws2 } = await scheduled(12, 150_000);
+    const gate2 = await makeGate();
+    const c = startSession(first, RUN_DRIVER, [
+      ...configArgs(ws2),
+      "--gate",
+      gate2,
+      "--pause-after",
+      "1",
+    ]);
+    const victims = await waitPaused(gate2, [0, 1], () => !c.exited());
+    for (const pid of victims.values()) Deno.kill(pid, "SIGKILL");
+    assert((await waitSession(c, 60_000)).code !== 0, "the killed run fails");
+    tally.kills++;
+    const lock = await Deno.readTextFile(join(ws2.tool, "run.lock"));
+    assertMatch(lock, new RegExp(`@${victims.get(0)}"`), "the lock still names the dead run");
+    const d = await runPhase(second, SCRIPT.run, configArgs(ws2));
+    expectCode(d, 0, `run after a SIGKILLed one (${label})`);
+    assertEquals(await Deno.readTextFile(join(ws2.tool, "run.lock")), "", "released at the end");
+    tally.lost += await checkComplete(ws2, await readTables(ws2));
+    await Deno.remove(ws2.dir, { recursive: true });
+    await Deno.remove(gate2, { recursive: true });
   }
 });
 

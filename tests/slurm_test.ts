@@ -4,7 +4,8 @@
  * worker jobs and the verifier; a worker job whose time limit is too short stops on its budget
  * (exit 4) and the next one finishes; `srun` starts mpi_check and the runner with MPICH
  * (`--mpi=pmi2`) and Open MPI (`--mpi=pmix`); MPICH under a plugin it cannot use refuses to
- * start instead of copying as lone ranks; `--dry-run` prints a runnable script. Never skips.
+ * start instead of copying as lone ranks; a run lock named by a job still running on another
+ * node blocks a run until that job ends; `--dry-run` prints a runnable script. Never skips.
  */
 
 import { join } from "node:path";
@@ -429,6 +430,66 @@ Deno.test("slurm: a script submitted by hand finds the repository and reports a 
   const missingText = await Deno.readTextFile(out.replace("%j", missingId));
   assertEquals([sm.state, sm.exitCode], ["FAILED", 2], missingText);
   assertMatch(missingText, /error: CONFIG_PATH is not set/);
+  await Deno.remove(ws.dir, { recursive: true });
+});
+
+Deno.test("slurm: a run lock named by a job still running on another node blocks the next run until that job ends", async () => {
+  const c = await slurm();
+  const ws = await planned(2, 2);
+  // A running job stands for rank 0 of a run on another node, where an flock of this node
+  // may not reach (Lustre with localflock): its name in the lock file decides.
+  const held = await command("sbatch", [
+    "--parsable",
+    "-o",
+    "/dev/null",
+    `--partition=${c.partition}`,
+    "--wrap",
+    "sleep 300",
+  ], c.env);
+  assertEquals(held.code, 0, held.stderr);
+  const job = held.stdout.trim().split(";")[0];
+  try {
+    const until = Date.now() + 60_000;
+    let state = "";
+    while (state !== "RUNNING" && Date.now() < until) {
+      const q = await slurmCommand(c.env, "squeue", ["-h", "-j", job, "-o", "%T"]);
+      state = q.stdout.trim();
+      if (state !== "RUNNING") await new Promise((r) => setTimeout(r, 200));
+    }
+    assertEquals(state, "RUNNING", `job ${job} runs`);
+    const lock = join(ws.tool, "run.lock");
+    await Deno.writeTextFile(
+      lock,
+      JSON.stringify({ writer: `${job}@other-node@4242`, ranks: 4, startedAt: "earlier" }),
+    );
+    const run = () =>
+      command(Deno.execPath(), [
+        "run",
+        "-A",
+        join(REPO, "phases/run.ts"),
+        "--config",
+        ws.configPath,
+      ], c.env);
+    const refused = await run();
+    assertEquals(refused.code, 2, refused.stdout + refused.stderr);
+    assertMatch(
+      refused.stderr,
+      new RegExp(
+        `^error: another run is working on this tool folder: Slurm job ${job}, rank 0 on host ` +
+          `other-node \\(pid 4242\\), 4 rank\\(s\\), started earlier; wait for it to end or stop ` +
+          `it \\(scancel ${job}\\), then run again \\(it holds ${lock}\\)$`,
+        "m",
+      ),
+    );
+    assertEquals(await countParquet(join(ws.dir, "dataset")), 0, "nothing copied");
+    await slurmCommand(c.env, "scancel", [job]);
+    await waitForJob(c.env, job, { timeoutMs: 60_000, jobCompLog: c.jobCompLog });
+    const after = await run();
+    assertEquals(after.code, 0, after.stdout + after.stderr);
+    assertEquals(await countParquet(join(ws.dir, "dataset")), 4);
+  } finally {
+    await slurmCommand(c.env, "scancel", [job]);
+  }
   await Deno.remove(ws.dir, { recursive: true });
 });
 

@@ -2,8 +2,8 @@
  * The run phase on every rank, from options to exit code: what `phases/run.ts` calls under
  * `mpirun`/`srun` or as one process.
  *
- * Each rank copies its share (`run_rank.ts`) and writes its log; rank 0 shows the progress of
- * all ranks.
+ * Rank 0 takes the run lock of the tool folder for the whole job (`run_lock.ts`); each rank
+ * copies its share (`run_rank.ts`) and writes its log; rank 0 shows the progress of all ranks.
  * A rank that has finished its share waits for the others on a nonblocking barrier, sleeping
  * between tests, so that it leaves its core to the ranks still copying (MPICH and Open MPI spin
  * inside a blocking collective); the ranks then meet in the gather of their reports, which
@@ -21,6 +21,7 @@ import { writeFileAtomic } from "../records/atomic_file.ts";
 import { ProgressDisplay, progressStyle } from "./progress_display.ts";
 import { formatBytes } from "../cli.ts";
 import { runRank, type RunRankOptions } from "./run_rank.ts";
+import { acquireRunLock, RunInProgressError, type RunLock } from "./run_lock.ts";
 import { RankLog, rankLogPath } from "./run_log.ts";
 import { type RankReport, summarize, summaryLines } from "./run_summary.ts";
 import { currentToken, formatToken, type WriterToken } from "./temporaries.ts";
@@ -46,7 +47,7 @@ export interface RunTransferOptions {
 /**
  * Runs the transfer on every rank of `comm` (collective: every rank calls it) and returns the
  * exit code, the same on every rank: 0 all done, 3 some files failed, 4 stopped for the time
- * budget.
+ * budget, 2 when another run holds the tool folder (rank 0 prints which one).
  */
 export async function runTransfer(
   comm: Comm,
@@ -88,13 +89,45 @@ export async function runTransfer(
         await runRank(config, rank);
         return ExitCode.Ok;
       }
-      return await copyAndReport(comm, config, rank);
+      const lock = await lockForAllRanks(comm, paths.runLock, token);
+      if (lock === "busy") return ExitCode.Usage;
+      try {
+        return await copyAndReport(comm, config, rank);
+      } finally {
+        await lock?.release();
+      }
     } finally {
       engine.close();
     }
   } finally {
     await log.close();
   }
+}
+
+/**
+ * Rank 0 takes the run lock; every rank learns whether it did. Returns the lock on rank 0,
+ * `null` on the others, and `"busy"` on every rank when another run holds it (rank 0 prints
+ * the one line that names it).
+ */
+async function lockForAllRanks(
+  comm: Comm,
+  path: string,
+  token: WriterToken,
+): Promise<RunLock | null | "busy"> {
+  let lock: RunLock | null = null;
+  let busy: RunInProgressError | null = null;
+  if (comm.rank === 0) {
+    try {
+      lock = await acquireRunLock(path, token, comm.size);
+    } catch (err) {
+      if (!(err instanceof RunInProgressError)) throw err;
+      busy = err;
+    }
+  }
+  await comm.ibarrier().wait();
+  if (comm.allreduce(busy === null ? 0 : 1, "max") === 0) return lock;
+  if (busy !== null) console.error(`error: ${busy.message}`);
+  return "busy";
 }
 
 /**
