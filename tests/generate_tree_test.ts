@@ -13,7 +13,7 @@ import {
   GenerateTreeError,
   type GenerateTreeOptions,
   type TreeSummary,
-} from "../tools/generate_tree.ts";
+} from "../tools/gen/generate_tree.ts";
 import { InputError } from "../core/errors.ts";
 import { inspectParquet } from "../core/transfer/parquet_check.ts";
 import { createHash } from "node:crypto";

@@ -6,7 +6,7 @@ import {
   readRowsWithHyparquet,
   sqlString,
 } from "./support/parquet_readers.ts";
-import { generateTree, type TreeSummary } from "../tools/generate_tree.ts";
+import { generateTree, type TreeSummary } from "../tools/gen/generate_tree.ts";
 import {
   canonicalSchema,
   inspectParquet,

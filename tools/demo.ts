@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { formatBytes, parseCommand, runMain, UsageError } from "../core/cli.ts";
-import { generateTree } from "./generate_tree.ts";
+import { generateTree } from "./gen/generate_tree.ts";
 import { ExitCode } from "../core/exit_codes.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");

@@ -9,7 +9,7 @@
  */
 
 import { formatBytes, parseCommand, runMain, UsageError } from "../core/cli.ts";
-import { generateTree, type GenerateTreeOptions } from "./generate_tree.ts";
+import { generateTree, type GenerateTreeOptions } from "./gen/generate_tree.ts";
 
 const NAME = "gen";
 

@@ -15,7 +15,7 @@
  */
 
 import { writeAll } from "../io/write_all.ts";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { CONFIG_ENV } from "../config.ts";
 import { readCheckpoint, updateCheckpoint } from "../records/checkpoint.ts";

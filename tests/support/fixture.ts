@@ -6,7 +6,7 @@
 
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { writePartition } from "../../tools/generate_tree.ts";
+import { writePartition } from "../../tools/gen/generate_tree.ts";
 
 /** A temporary workspace with a config file. */
 export interface Workspace {
