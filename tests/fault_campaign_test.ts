@@ -30,7 +30,7 @@ import {
   startSession,
   waitSession,
 } from "./support/fault_harness.ts";
-import type { Launch } from "./support/fault_harness.ts";
+import type { Launch, Session } from "./support/fault_harness.ts";
 import { readVerificationLogs } from "../core/records/verification_log.ts";
 import { makeGate, openGate, RUN_DRIVER, waitPaused } from "./support/run_gate.ts";
 import { parseCsv } from "../core/records/csv.ts";
@@ -264,23 +264,33 @@ function failures(r: RunResult): Map<string, string> {
   return out;
 }
 
+/** A run of the test driver under `launch` whose ranks are paused at their gate. */
+interface PausedRun {
+  /** The run. */
+  session: Session;
+  /** Its gate: `openGate` lets the ranks go on. */
+  gate: string;
+  /** Pid of each paused rank. */
+  pids: Map<number, number>;
+}
+
+/** Starts the run driver on `ws`, each of the 2 ranks pausing before its file `after + 1`. */
+async function startPaused(launch: Launch, ws: Workspace, after: number): Promise<PausedRun> {
+  const gate = await makeGate();
+  const args = [...configArgs(ws), "--gate", gate, "--pause-after", String(after)];
+  const session = startSession(launch, RUN_DRIVER, args);
+  const pids = await waitPaused(gate, [0, 1], () => !session.exited());
+  return { session, gate, pids };
+}
+
 Deno.test("storage: a destination file system that fills up mid-run, and one remounted read-only mid-run, fail those files with the system's reason; a re-run completes", async () => {
   for (const fault of ["ENOSPC", "EROFS"] as const) {
     const { ws, t } = await scheduled(20, 800_000);
     await mountTmpfs(ws.dstImages, "64m");
-    const gate = await makeGate();
+    // Each rank pauses before its third file (one file at a time) until the fault is set up,
+    // so that the fault lands mid-run however fast the copies are.
+    const { session: s, gate } = await startPaused(fault === "ENOSPC" ? OPENMPI : MPICH, ws, 2);
     try {
-      const launch = fault === "ENOSPC" ? OPENMPI : MPICH;
-      // Each rank pauses before its third file (one file at a time) until the fault is set
-      // up, so that the fault lands mid-run however fast the copies are.
-      const s = startSession(launch, RUN_DRIVER, [
-        ...configArgs(ws),
-        "--gate",
-        gate,
-        "--pause-after",
-        "2",
-      ]);
-      await waitPaused(gate, [0, 1], () => !s.exited());
       const filler = join(ws.dstImages, "filler");
       if (fault === "ENOSPC") {
         // Another user fills the file system while the run goes on.
@@ -381,16 +391,8 @@ Deno.test("concurrency: a second run while one is working exits 2 naming it; the
   for (const [first, second] of [[MPICH, SINGLE], [OPENMPI, MPICH]]) {
     const label = `${launchLabel(first)} then ${launchLabel(second)}`;
     const { ws } = await scheduled(12, 150_000);
-    const gate = await makeGate();
     // The first run pauses every rank after one file until the test lets it go.
-    const a = startSession(first, RUN_DRIVER, [
-      ...configArgs(ws),
-      "--gate",
-      gate,
-      "--pause-after",
-      "1",
-    ]);
-    const pids = await waitPaused(gate, [0, 1], () => !a.exited());
+    const { session: a, gate, pids } = await startPaused(first, ws, 1);
     const b = await runPhase(second, SCRIPT.run, configArgs(ws));
     tally.faults++;
     assertRefused(
@@ -412,15 +414,7 @@ Deno.test("concurrency: a second run while one is working exits 2 naming it; the
 
     // A run killed outright leaves its name in the lock; the next run finds it gone.
     const { ws: ws2 } = await scheduled(12, 150_000);
-    const gate2 = await makeGate();
-    const c = startSession(first, RUN_DRIVER, [
-      ...configArgs(ws2),
-      "--gate",
-      gate2,
-      "--pause-after",
-      "1",
-    ]);
-    const victims = await waitPaused(gate2, [0, 1], () => !c.exited());
+    const { session: c, gate: gate2, pids: victims } = await startPaused(first, ws2, 1);
     for (const pid of victims.values()) Deno.kill(pid, "SIGKILL");
     assert((await waitSession(c, 60_000)).code !== 0, "the killed run fails");
     tally.kills++;
