@@ -127,11 +127,9 @@ async function main(comm: Comm): Promise<number> {
   } finally {
     engine.close();
   }
-  const encoder = new TextEncoder();
-  const gathered = comm.gather(encoder.encode(JSON.stringify(mine)), 0);
+  const gathered = comm.gatherObject(mine, 0);
   if (comm.rank === 0 && gathered) {
-    const decoder = new TextDecoder();
-    const deep = mergeDeepReports(gathered.map((b) => JSON.parse(decoder.decode(b))));
+    const deep = mergeDeepReports(gathered);
     const r = await verifyTransfer(config, { state, deepProblems: deep.problems.length > 0 });
     printResult(r, deep);
     code = r.code;
