@@ -17,7 +17,7 @@ import {
   formatDuration,
   progressLine,
   readProgress,
-  writeProgress,
+  SnapshotFile,
 } from "../core/transfer/progress.ts";
 import type { RankProgress } from "../core/transfer/progress.ts";
 import { progressStyle } from "../core/transfer/progress_display.ts";
@@ -46,9 +46,15 @@ Deno.test("progress: the line adds up every rank's snapshot, with rate and time 
       startedMs: start + 500,
     },
   ];
-  for (const r of ranks) await writeProgress(dir, r);
+  for (const r of ranks) {
+    const file = await SnapshotFile.open(dir, r.rank);
+    // A longer snapshot, then the real one written over it in place.
+    await file.write({ ...r, bytesTotal: 1e15, startedMs: 1e15 });
+    await file.write(r);
+    file.close();
+  }
   const read = await readProgress(dir, 3);
-  assertEquals(read, ranks, "the missing rank 2 is skipped");
+  assertEquals(read, ranks, "the missing rank 2 is skipped; a shorter snapshot replaces a longer");
   // 100 MiB in 10 s: 10 MiB/s, 100 MiB left: 10 s.
   const line = progressLine(read, start + 10_000);
   assertEquals(

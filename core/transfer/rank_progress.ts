@@ -1,12 +1,12 @@
 /**
  * One rank's side of the progress: counts files and bytes as they are copied, including the
- * bytes of files still in flight, and writes the rank's snapshot every
+ * bytes of files still in flight, and rewrites the rank's snapshot file every
  * {@linkcode SNAPSHOT_INTERVAL_MS} while something changed.
  * @module
  */
 
 import { errorMessage } from "../errors.ts";
-import { type RankProgress, SNAPSHOT_INTERVAL_MS, writeProgress } from "./progress.ts";
+import { type RankProgress, SNAPSHOT_INTERVAL_MS, SnapshotFile } from "./progress.ts";
 
 /** A file in flight, as {@linkcode ProgressRecorder.begin} returns it. */
 export interface FileInFlight {
@@ -22,6 +22,7 @@ export class ProgressRecorder {
   readonly #done: RankProgress;
   readonly #inFlight = new Set<{ size: number; bytes: number }>();
   readonly #log: (line: string) => void;
+  #file: SnapshotFile | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #writing: Promise<void> | null = null;
   #changed = true;
@@ -48,8 +49,12 @@ export class ProgressRecorder {
     return { ...this.#done, bytesDone: this.#done.bytesDone + inFlight };
   }
 
-  /** Writes the first snapshot, then one every `intervalMs` while something changed. */
+  /**
+   * Opens the rank's snapshot file and writes the first snapshot, then one every `intervalMs`
+   * while something changed.
+   */
   async start(intervalMs: number = SNAPSHOT_INTERVAL_MS): Promise<void> {
+    this.#file = await SnapshotFile.open(this.#logs, this.#done.rank);
     await this.#write();
     this.#timer = setInterval(() => {
       if (this.#changed && this.#writing === null) {
@@ -77,17 +82,18 @@ export class ProgressRecorder {
     };
   }
 
-  /** Stops the timer and writes the last snapshot. */
+  /** Stops the timer, writes the last snapshot and closes the file. */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     await this.#writing;
     await this.#write();
+    this.#file?.close();
   }
 
   async #write(): Promise<void> {
     this.#changed = false;
     try {
-      await writeProgress(this.#logs, this.snapshot());
+      await this.#file!.write(this.snapshot());
     } catch (err) {
       // Progress is for people watching; the transfer goes on without it.
       if (!this.#failedToWrite) {
