@@ -43,7 +43,7 @@ export class RunInProgressError extends UserError {
 }
 
 /** Describes a holder for a message: its Slurm job, host and pid, ranks and start. */
-export function describeHolder(holder: RunLockHolder): string {
+function describeHolder(holder: RunLockHolder): string {
   const w = parseToken(holder.writer);
   if (w === null) return `a run recorded as "${holder.writer}"`;
   const job = w.job === "none" ? "" : `Slurm job ${w.job}, `;
@@ -97,15 +97,12 @@ async function holderMayBeAlive(
 /** The run lock, held until {@linkcode RunLock.release}. */
 export class RunLock {
   readonly #file: Deno.FsFile;
-  /** Path of the lock file. */
-  readonly path: string;
   /** True when the lock is an `flock` too (false where the file system has none). */
   readonly flock: boolean;
 
-  /** Wraps the open, locked file. */
-  constructor(file: Deno.FsFile, path: string, flock: boolean) {
+  /** Wraps the open lock file, locked with `flock` when `flock` is true. */
+  constructor(file: Deno.FsFile, flock: boolean) {
     this.#file = file;
-    this.path = path;
     this.flock = flock;
   }
 
@@ -114,6 +111,9 @@ export class RunLock {
     try {
       await this.#file.truncate(0);
       await this.#file.syncData();
+    } catch {
+      // The file still names this process, which is about to end: the next run finds the
+      // holder gone, so a lock file that cannot be emptied now is no reason to fail the run.
     } finally {
       this.#file.close();
     }
@@ -156,7 +156,7 @@ export async function acquireRunLock(
     await file.seek(0, Deno.SeekMode.Start);
     await writeAll(file, new TextEncoder().encode(JSON.stringify(mine) + "\n"));
     await file.syncData();
-    return new RunLock(file, path, flock);
+    return new RunLock(file, flock);
   } catch (err) {
     file.close();
     throw err;
