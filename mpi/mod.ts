@@ -39,7 +39,7 @@
 
 export type { Abi } from "./abi.ts";
 export type { Comm, ReduceOp } from "./comm.ts";
-export { DEFAULT_MAX_SLEEP_MS, type Request, type WaitOptions } from "./request.ts";
+export type { Request, WaitOptions } from "./request.ts";
 export { MpiCallError, MpiError } from "./errors.ts";
 export {
   detectLauncher,

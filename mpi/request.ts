@@ -11,11 +11,11 @@
  */
 
 /** Default longest sleep between two tests of a request, in ms. */
-export const DEFAULT_MAX_SLEEP_MS = 20;
+const DEFAULT_MAX_SLEEP_MS = 20;
 
 /** Options of {@linkcode Request.wait}. */
 export interface WaitOptions {
-  /** Longest sleep between two tests, in ms (default {@linkcode DEFAULT_MAX_SLEEP_MS}). */
+  /** Longest sleep between two tests, in ms (default 20). */
   maxSleepMs?: number;
 }
 

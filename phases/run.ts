@@ -15,7 +15,7 @@ import {
 import { runTransfer, type RunTransferOptions } from "../core/transfer/run_transfer.ts";
 
 /** The options of `run`. */
-export const RUN_OPTIONS: Record<string, OptionSpec> = {
+const RUN_OPTIONS: Record<string, OptionSpec> = {
   ...CONFIG_OPTION,
   "dry-run": { type: "boolean", help: "list what this rank would copy, copy nothing" },
   "time-limit": {

@@ -14,7 +14,7 @@ import { detectLauncher, type Env } from "../../mpi/mod.ts";
 import { progressLine, readProgress } from "./progress.ts";
 
 /** How often the live line is redrawn, in ms. */
-export const LIVE_INTERVAL_MS = 1000;
+const LIVE_INTERVAL_MS = 1000;
 
 /** `live`: one line redrawn in place; `lines`: a plain line at each interval. */
 export type ProgressStyle = "live" | "lines";
@@ -35,7 +35,7 @@ export interface ProgressDisplayOptions {
   size: number;
   /** How to show the line. */
   style: ProgressStyle;
-  /** Interval of plain lines, in ms (the live line is redrawn every {@linkcode LIVE_INTERVAL_MS}). */
+  /** Interval of plain lines, in ms (the live line is redrawn every second). */
   intervalMs: number;
   /** Writes text to standard output as it is (default: `Deno.stdout`). */
   write?: (text: string) => void;
