@@ -206,10 +206,11 @@ Deno.test("slurm: submit chains filter, scheduler, 2 workers (MPICH, srun --mpi=
 Deno.test("slurm: a worker out of time stops midway with exit 4, the next worker (Open MPI, srun --mpi=pmix) finishes", async () => {
   const c = await slurm();
   // The worker's --time=1 (60 s) less time_margin_seconds (48) leaves about 12 s of work. The
-  // worker runs the test driver (DT_RUN_ENTRY of the site file) whose ranks each copy 3 of
-  // their 12 files, one at a time, then wait until the budget says stop: the first worker
-  // stops midway, by construction, with the rest left. The second worker is given 5 minutes
-  // (scontrol update while it waits, as an operator would) and does the rest.
+  // first worker job runs the test driver (DT_RUN_ENTRY, set by the test's site file in the
+  // first worker job only) whose ranks each copy 3 of their 12 files, one at a time, then wait
+  // until the budget says stop: it stops midway, by construction, with the rest left. The
+  // second worker runs phases/run.ts; it is given 5 minutes (scontrol update while it waits,
+  // as an operator would) and does the rest.
   const ws = await tree({
     partitions: 12,
     workersPerNode: 2,
@@ -217,11 +218,15 @@ Deno.test("slurm: a worker out of time stops midway with exit 4, the next worker
   });
   await setNumWorkers(ws, 2);
   const site = join(ws.dir, "site.sh");
+  const firstWorker = join(ws.dir, "first-worker-started");
   await Deno.writeTextFile(
     site,
     `DT_SBATCH_ARGS=(--partition=${c.partition})\nDT_DENO=${shellQuote(Deno.execPath())}\n` +
       `DT_MPI_LAUNCH=(srun --mpi=pmix)\nDT_WORKER_TIME=1\n` +
-      `DT_RUN_ENTRY=(${shellQuote(join(REPO, RUN_DRIVER))} --stall-after 3)\n`,
+      `if [[ "\${SLURM_JOB_NAME:-}" == dt_worker && ! -e ${shellQuote(firstWorker)} ]]; then\n` +
+      `  : > ${shellQuote(firstWorker)}\n` +
+      `  DT_RUN_ENTRY=(${shellQuote(join(REPO, RUN_DRIVER))} --stall-after 3)\n` +
+      `fi\n`,
   );
   // A held job in front of the chain, so that nothing starts before worker 2 is updated.
   const blocker = await command("sbatch", [
@@ -269,6 +274,7 @@ Deno.test("slurm: a worker out of time stops midway with exit 4, the next worker
     }
     assertEquals(states.get("worker 2/2")!.fields.TimeLimit, "00:05:00");
     const out2 = await jobOutput(ws, w2);
+    assertMatch(out2, /command: srun --mpi=pmix \S+ run -A \S+\/phases\/run\.ts --config/);
     assertMatch(out2, /run: 2 rank\(s\), MPI Open MPI/);
     assertMatch(
       out2,
