@@ -37,6 +37,8 @@ export interface ToolPaths {
   filterProblems: string;
   /** Where `verify --deep --repair` moves damaged published files (never deleted). */
   quarantine: string;
+  /** Lock file a run holds for its whole life, naming its holder. */
+  runLock: string;
 }
 
 /** Returns the paths of the tool's working folder for a config. */
@@ -55,6 +57,7 @@ export function toolPaths(config: Config): ToolPaths {
     lock: join(root, ".lock"),
     filterProblems: join(root, "filter_problems.json"),
     quarantine: join(root, "quarantine"),
+    runLock: join(root, "run.lock"),
   };
 }
 

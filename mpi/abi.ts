@@ -53,6 +53,17 @@ export const OPENMPI_HANDLE_SYMBOLS: Handles<string> = {
   min: "ompi_mpi_op_min",
 };
 
+/**
+ * `MPI_STATUS_IGNORE` of each ABI: `(MPI_Status *)1` in MPICH's `mpi.h`, `NULL` in Open MPI's.
+ */
+export const STATUS_IGNORE: Readonly<Record<Abi, bigint>> = { mpich: 1n, openmpi: 0n };
+
+/**
+ * Bytes of caller memory that hold one `MPI_Request`: an `int` under MPICH, a pointer under
+ * Open MPI; 8 bytes hold either.
+ */
+export const REQUEST_BYTES = 8;
+
 /** Size of the buffer given to `MPI_Get_library_version` (MPICH's maximum, the larger one). */
 export const MAX_LIBRARY_VERSION_STRING = 8192;
 /** Size of the buffer given to `MPI_Error_string` (covers both ABIs' maximum). */
@@ -81,6 +92,10 @@ function symbolTable<const H extends "i32" | "pointer">(handle: H) {
       result: "i32",
     },
     MPI_Abort: { parameters: [handle, "i32"], result: "i32" },
+    // Nonblocking collectives: the request is written to (and read from) caller memory, an
+    // `int` under MPICH and a pointer under Open MPI; `status` is MPI_STATUS_IGNORE.
+    MPI_Ibarrier: { parameters: [handle, "buffer"], result: "i32" },
+    MPI_Test: { parameters: ["buffer", "buffer", "pointer"], result: "i32" },
     MPI_Get_library_version: { parameters: ["buffer", "buffer"], result: "i32" },
     MPI_Error_string: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   } as const;
@@ -138,6 +153,10 @@ export interface RawMpi<H> {
   MPI_Allreduce(sendbuf: Buf, recvbuf: Buf, count: number, datatype: H, op: H, comm: H): number;
   /** `MPI_Abort(comm, errorcode)` */
   MPI_Abort(comm: H, code: number): number;
+  /** `MPI_Ibarrier(comm, request)` */
+  MPI_Ibarrier(comm: H, request: Buf): number;
+  /** `MPI_Test(request, flag, status)` */
+  MPI_Test(request: Buf, flag: Buf, status: Deno.PointerValue): number;
   /** `MPI_Get_library_version(version, resultlen)` */
   MPI_Get_library_version(version: Buf, length: Buf): number;
   /** `MPI_Error_string(errorcode, string, resultlen)` */

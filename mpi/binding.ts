@@ -14,6 +14,8 @@ import {
   OPENMPI_SYMBOLS,
   openMpiHandles,
   type RawMpi,
+  REQUEST_BYTES,
+  STATUS_IGNORE,
 } from "./abi.ts";
 import { MpiCallError } from "./errors.ts";
 import { type DynamicLinker, RTLD_GLOBAL, RTLD_NOW } from "./libc.ts";
@@ -21,7 +23,16 @@ import { type DynamicLinker, RTLD_GLOBAL, RTLD_NOW } from "./libc.ts";
 /** A reduction operation of `allreduce`. */
 export type ReduceOp = "sum" | "max" | "min";
 
-/** The MPI calls of one loaded libmpi, independent of its ABI. All are blocking. */
+/**
+ * Caller memory holding one `MPI_Request` of either ABI ({@linkcode REQUEST_BYTES} bytes):
+ * written by a nonblocking call, read and reset by `MPI_Test`.
+ */
+export type RequestSlot = Uint8Array<ArrayBuffer>;
+
+/**
+ * The MPI calls of one loaded libmpi, independent of its ABI. All block except `ibarrier` and
+ * `test`.
+ */
 export interface MpiBinding {
   /** The library's ABI. */
   readonly abi: Abi;
@@ -59,6 +70,10 @@ export interface MpiBinding {
   abort(code: number): void;
   /** Text of `MPI_Error_string(code)`, or `""` when the library has none. */
   errorString(code: number): string;
+  /** `MPI_Ibarrier(MPI_COMM_WORLD)`: starts a barrier and returns its request at once. */
+  ibarrier(): RequestSlot;
+  /** `MPI_Test` with `MPI_STATUS_IGNORE`: true once the request completed (MPI freed it). */
+  test(request: RequestSlot): boolean;
 }
 
 /** Why a library could not be loaded as MPI. */
@@ -90,6 +105,7 @@ function bind<H>(
     return out[0] !== 0;
   };
   const ops: Record<ReduceOp, H> = { sum: handles.sum, max: handles.max, min: handles.min };
+  const statusIgnore = Deno.UnsafePointer.create(STATUS_IGNORE[abi]);
   return {
     abi,
     library,
@@ -154,6 +170,16 @@ function bind<H>(
       raw.MPI_Abort(handles.commWorld, code);
     },
     errorString: errorText,
+    ibarrier() {
+      const request = new Uint8Array(REQUEST_BYTES);
+      check("MPI_Ibarrier", raw.MPI_Ibarrier(handles.commWorld, request));
+      return request;
+    },
+    test(request) {
+      const done = new Int32Array(1);
+      check("MPI_Test", raw.MPI_Test(request, done, statusIgnore));
+      return done[0] !== 0;
+    },
   };
 }
 

@@ -17,10 +17,14 @@ import {
 } from "./counters.ts";
 import { loadRma, type RmaBinding } from "./rma_binding.ts";
 // --- one-sided counters (end) ---
+import { PolledRequest, type Request } from "./request.ts";
 
 export type { ReduceOp } from "./binding.ts";
 
-/** `MPI_COMM_WORLD`, or a one-process stand-in when there is no MPI. All calls block. */
+/**
+ * `MPI_COMM_WORLD`, or a one-process stand-in when there is no MPI. Every call blocks except
+ * `ibarrier`, whose request is waited on with timers (see `Request.wait`).
+ */
 export interface Comm {
   /** This process's rank, `0 <= rank < size`. */
   readonly rank: number;
@@ -37,12 +41,23 @@ export interface Comm {
   /** Waits until every rank has called it (`MPI_Barrier`). */
   barrier(): void;
   /**
+   * Starts a barrier without waiting (`MPI_Ibarrier`); the request completes once every rank
+   * has called it. `await comm.ibarrier().wait()` waits without spinning a core.
+   */
+  ibarrier(): Request;
+  /**
    * Gathers one byte payload per rank at `root` (collective: every rank calls it with the same
    * `root`). Lengths may differ and may be 0. Returns the payloads in rank order at the root
    * (possibly views of one buffer) and `null` elsewhere. Lengths are exchanged first, then the
    * bytes move with `MPI_Gatherv`, in several rounds when the total exceeds the MPI count limit.
    */
   gather(bytes: Uint8Array, root?: number): Uint8Array[] | null;
+  /**
+   * Gathers one value per rank at `root` (mpi4py's `comm.gather(obj)`): each value travels as
+   * JSON, so it must be plain data. Returns the values in rank order at the root, `null`
+   * elsewhere. Collective, like {@linkcode Comm.gather}.
+   */
+  gatherObject<T>(value: T, root?: number): T[] | null;
   /** Combines one number from every rank (`MPI_Allreduce` on doubles); every rank gets it. */
   allreduce(value: number, op: ReduceOp): number;
   /**
@@ -78,6 +93,16 @@ function exitCode(code: number): number {
   return Number.isInteger(code) && code > 0 && code < 256 ? code : 1;
 }
 
+/** `comm.gatherObject`, written once for every communicator on top of its `gather`. */
+function gatherJson<T>(comm: Comm, value: T, root: number): T[] | null {
+  const text = JSON.stringify(value);
+  if (text === undefined) throw new TypeError("gatherObject: the value is not JSON data");
+  const gathered = comm.gather(new TextEncoder().encode(text), root);
+  if (gathered === null) return null;
+  const decoder = new TextDecoder();
+  return gathered.map((bytes) => JSON.parse(decoder.decode(bytes)) as T);
+}
+
 /** Copies `bytes` unless it is already a view of a plain `ArrayBuffer`. */
 function plain(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   return bytes.buffer instanceof ArrayBuffer
@@ -101,10 +126,18 @@ export class SelfComm implements Comm {
   readonly abi = null;
   /** Does nothing. */
   barrier(): void {}
+  /** A request that is already complete. */
+  ibarrier(): Request {
+    return new PolledRequest(() => true);
+  }
   /** Returns a copy of `bytes` as the only payload. */
   gather(bytes: Uint8Array, root = 0): Uint8Array[] {
     checkRoot(root, 1);
     return [bytes.slice()];
+  }
+  /** Returns a copy of `value` (through JSON) as the only value. */
+  gatherObject<T>(value: T, root = 0): T[] {
+    return gatherJson(this, value, root)!;
   }
   /** Returns `value`. */
   allreduce(value: number, op: ReduceOp): number {
@@ -187,6 +220,17 @@ export class WorldComm implements Comm {
   /** `MPI_Barrier(MPI_COMM_WORLD)`. */
   barrier(): void {
     this.#live("barrier").barrier();
+  }
+
+  /** `MPI_Ibarrier(MPI_COMM_WORLD)`; its request is tested with `MPI_Test`. */
+  ibarrier(): Request {
+    const slot = this.#live("ibarrier").ibarrier();
+    return new PolledRequest(() => this.#live("test of an ibarrier").test(slot));
+  }
+
+  /** Gathers one JSON value per rank through {@linkcode WorldComm.gather}. */
+  gatherObject<T>(value: T, root = 0): T[] | null {
+    return gatherJson(this, value, root);
   }
 
   /** Gathers the lengths (`MPI_Allgather`), then the bytes (`MPI_Gatherv` rounds). */

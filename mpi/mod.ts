@@ -25,8 +25,11 @@
  * `MPI_Abort` on `MPI_COMM_WORLD`), so no rank is left waiting in a collective; or catch errors
  * itself and call `comm.abort`. Every rank must call `comm.finalize()` before exiting.
  *
- * All calls block the calling thread (and so Deno's event loop) until MPI returns: settle the
- * rank's own pending async work before entering a collective.
+ * All calls but `ibarrier` block the calling thread (and so Deno's event loop) until MPI returns:
+ * settle the rank's own pending async work before entering a collective. A rank that may have
+ * to wait long for the others (it finished its share first) should meet them with
+ * `await comm.ibarrier().wait()` first: the blocking collectives of MPICH and Open MPI spin a
+ * core while they wait, `wait` sleeps on timers.
  *
  * The ABI is detected from the library (`ompi_mpi_comm_world` means Open MPI); Open MPI's handles
  * are the addresses of its global symbols, found with libc's `dlsym`, and the library is opened
@@ -45,6 +48,7 @@ export type { Comm, ReduceOp } from "./comm.ts";
 // --- one-sided counters (begin) ---
 export { type Counters, type CountersOptions, DEFAULT_PROGRESS_INTERVAL_MS } from "./counters.ts";
 // --- one-sided counters (end) ---
+export type { Request, WaitOptions } from "./request.ts";
 export { MpiCallError, MpiError } from "./errors.ts";
 export {
   detectLauncher,

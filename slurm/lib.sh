@@ -24,6 +24,8 @@ dt_explain() {
 #   [DT_MPI_LAUNCH...] DT_DENO run -q --cached-only --lock=$DT_HOME/deno.lock --frozen -A \
 #     $DT_HOME/phases/start.ts PHASE --config $CONFIG_PATH
 # and exits with the phase's exit code (2, with one line, when the cache lacks a package).
+# For run, DT_RUN_ENTRY of the site file (a script and its own arguments) replaces phases/run.ts
+# when set.
 dt_run_phase() {
   local phase=${1%.ts} mode=${2:-single}
   DT_SITE=${DT_SITE:-$DT_HOME/slurm/site.sh}
@@ -33,6 +35,7 @@ dt_run_phase() {
   fi
   DT_DENO=deno
   DT_MPI_LAUNCH=(srun --mpi=pmi2)
+  DT_RUN_ENTRY=()
   # shellcheck source=site.sh
   source "$DT_SITE" || { echo "error: sourcing $DT_SITE failed" >&2; exit 2; }
   if declare -F dt_site_setup >/dev/null; then
@@ -50,6 +53,9 @@ dt_run_phase() {
   fi
   local -a cmd=("$DT_DENO" run -q --cached-only --lock="$DT_HOME/deno.lock" --frozen -A
     "$DT_HOME/phases/start.ts" "$phase" --config "$CONFIG_PATH")
+  if [[ "$phase" == run && ${#DT_RUN_ENTRY[@]} -gt 0 ]]; then
+    cmd=("$DT_DENO" run -A "${DT_RUN_ENTRY[@]}" --config "$CONFIG_PATH")
+  fi
   if [[ "$mode" == mpi ]]; then
     cmd=("${DT_MPI_LAUNCH[@]}" "${cmd[@]}")
     # Slurm >= 22.05: srun no longer inherits --cpus-per-task from the allocation.

@@ -43,6 +43,13 @@ DT_DENO=deno
 # start (rank count mismatch) rather than copy as a lone rank.
 DT_MPI_LAUNCH=(srun --mpi=pmi2)
 
+# The runner the worker job starts, with its first arguments (default: the repository's
+# phases/run.ts). Point it at a script of your own that calls runTransfer() of
+# core/transfer/run_transfer.ts, e.g. to wrap the run; it is started as
+# "$DT_DENO run -A ${DT_RUN_ENTRY[@]} --config $CONFIG_PATH" under DT_MPI_LAUNCH.
+DT_RUN_ENTRY=()
+# DT_RUN_ENTRY=(/shared/tools/my_run.ts)
+
 # The libmpi the ranks load, when the launcher's environment does not choose the right one
 # (path or soname), e.g. Open MPI's libmpi.so.40 or MPICH's libmpich.so.12.
 # export DT_MPI_LIBRARY=libmpich.so.12

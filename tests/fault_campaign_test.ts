@@ -2,9 +2,10 @@
  * The fault campaign: turns the tool's guarantees into evidence. SIGKILLs at random moments
  * during filter, schedule and run (both MPI implementations and a single process) followed by
  * re-runs; storage faults on real file systems mounted by the test (ENOSPC and a read-only
- * remount, both mid-run); corruption before verification and after publication; two runner
- * jobs on one schedule at once; bad inputs; and writes outside the allowed folders, symlinks
- * at destinations and the user's umask. The last test prints a tally of what was survived.
+ * remount, both mid-run, by construction: the test driver pauses the ranks until the fault is
+ * set); corruption before verification and after publication; a second run while one works
+ * (refused, naming it) and after one was killed (not blocked); bad inputs; and writes outside
+ * the allowed folders, symlinks at destinations and the user's umask. The last test prints a tally of what was survived.
  *
  * `DT_FAULT_KILLS=N` sets the number of kills (default 30), `DT_FAULT_SEED=S` replays the
  * moments and victims of an earlier run (the seed is printed first).
@@ -24,15 +25,14 @@ import {
   launchLabel,
   readTables,
   runPhase,
-  sessionRanks,
-  sleep,
   snapshot,
   snapshotDiff,
   startSession,
   waitSession,
 } from "./support/fault_harness.ts";
-import type { Launch } from "./support/fault_harness.ts";
+import type { Launch, Session } from "./support/fault_harness.ts";
 import { readVerificationLogs } from "../core/records/verification_log.ts";
+import { makeGate, openGate, RUN_DRIVER, waitPaused } from "./support/run_gate.ts";
 import { parseCsv } from "../core/records/csv.ts";
 
 const SEED = Number(Deno.env.get("DT_FAULT_SEED") ?? Math.floor(Math.random() * 2 ** 31));
@@ -257,17 +257,6 @@ async function mountTmpfs(dir: string, size: string): Promise<void> {
   assert(m.ok, `mount tmpfs on ${dir} (the campaign runs as root): ${m.err}`);
 }
 
-/** Waits until the logs hold at least `n` verified records (fails after 60 s). */
-async function waitVerified(ws: Workspace, n: number): Promise<void> {
-  const until = Date.now() + 60_000;
-  while (Date.now() < until) {
-    const s = await readVerificationLogs(join(ws.tool, "verification")).catch(() => null);
-    if (s && [...s.byDst.values()].filter((r) => r.status === "verified").length >= n) return;
-    await sleep(2);
-  }
-  throw new Error(`no ${n} verified records within 60 s`);
-}
-
 /** The `failed: SRC -> DST: REASON` lines of a run, by destination. */
 function failures(r: RunResult): Map<string, string> {
   const out = new Map<string, string>();
@@ -275,45 +264,44 @@ function failures(r: RunResult): Map<string, string> {
   return out;
 }
 
+/** A run of the test driver under `launch` whose ranks are paused at their gate. */
+interface PausedRun {
+  /** The run. */
+  session: Session;
+  /** Its gate: `openGate` lets the ranks go on. */
+  gate: string;
+  /** Pid of each paused rank. */
+  pids: Map<number, number>;
+}
+
+/** Starts the run driver on `ws`, each of the 2 ranks pausing before its file `after + 1`. */
+async function startPaused(launch: Launch, ws: Workspace, after: number): Promise<PausedRun> {
+  const gate = await makeGate();
+  const args = [...configArgs(ws), "--gate", gate, "--pause-after", String(after)];
+  const session = startSession(launch, RUN_DRIVER, args);
+  const pids = await waitPaused(gate, [0, 1], () => !session.exited());
+  return { session, gate, pids };
+}
+
 Deno.test("storage: a destination file system that fills up mid-run, and one remounted read-only mid-run, fail those files with the system's reason; a re-run completes", async () => {
   for (const fault of ["ENOSPC", "EROFS"] as const) {
     const { ws, t } = await scheduled(20, 800_000);
     await mountTmpfs(ws.dstImages, "64m");
+    // Each rank pauses before its third file (one file at a time) until the fault is set up,
+    // so that the fault lands mid-run however fast the copies are.
+    const { session: s, gate } = await startPaused(fault === "ENOSPC" ? OPENMPI : MPICH, ws, 2);
     try {
-      const launch = fault === "ENOSPC" ? OPENMPI : MPICH;
-      const s = startSession(launch, SCRIPT.run, configArgs(ws));
-      await waitVerified(ws, 1);
-      // Hold the ranks while the fault is set up, so that it lands mid-run however fast the
-      // copies are.
-      const ranks = sessionRanks(s.pid);
-      const signal = (sig: Deno.Signal) => {
-        for (const p of ranks) {
-          try {
-            Deno.kill(p, sig);
-          } catch {
-            // ended
-          }
-        }
-      };
-      signal("SIGSTOP");
       const filler = join(ws.dstImages, "filler");
       if (fault === "ENOSPC") {
         // Another user fills the file system while the run goes on.
         const dd = await sh("dd", ["if=/dev/zero", `of=${filler}`, "bs=1M"]);
         assertMatch(dd.err, /No space left on device/);
       } else {
-        // A remount to read-only waits until no file is open for writing.
-        const until = Date.now() + 20_000;
-        let m = await sh("mount", ["-o", "remount,ro", ws.dstImages]);
-        while (!m.ok && Date.now() < until) {
-          signal("SIGCONT");
-          await sleep(1);
-          signal("SIGSTOP");
-          m = await sh("mount", ["-o", "remount,ro", ws.dstImages]);
-        }
+        // No copy is open while the ranks are paused: the remount cannot be refused as busy.
+        const m = await sh("mount", ["-o", "remount,ro", ws.dstImages]);
         assert(m.ok, `remount read-only: ${m.err}`);
       }
-      signal("SIGCONT");
+      await openGate(gate);
       tally.faults++;
       const r = await waitSession(s, 120_000);
       expectCode(r, 3, `run with ${fault} mid-run`);
@@ -345,6 +333,7 @@ Deno.test("storage: a destination file system that fills up mid-run, and one rem
       await sh("umount", [ws.dstImages]);
     }
     await Deno.remove(ws.dir, { recursive: true });
+    await Deno.remove(gate, { recursive: true });
   }
 });
 
@@ -361,16 +350,22 @@ Deno.test("corruption: copies corrupted or cut short on storage between write an
   const { ws, t } = await scheduled(6, 80_000, { transfer: { retries: 1 } });
   // partition_id=1: corrupted on the first attempt only, partition_id=3: cut short on the first
   // attempt only; partition_id=2: corrupted on every attempt.
-  const r = await runPhase(OPENMPI, SCRIPT.run, configArgs(ws), {
-    env: { DT_TEST_CORRUPT: "partition_id=1/:1", DT_TEST_TRUNCATE: "partition_id=3/:1" },
-  });
+  const r = await runPhase(OPENMPI, RUN_DRIVER, [
+    ...configArgs(ws),
+    "--corrupt",
+    "partition_id=1/:1",
+    "--truncate",
+    "partition_id=3/:1",
+  ]);
   expectCode(r, 0, "run with one corrupted attempt per file");
   const r2 = await runPhase(MPICH, SCRIPT.run, configArgs(ws));
   expectCode(r2, 0, "nothing left");
   const { ws: ws2, t: t2 } = await scheduled(4, 80_000, { transfer: { retries: 1 } });
-  const bad = await runPhase(MPICH, SCRIPT.run, configArgs(ws2), {
-    env: { DT_TEST_CORRUPT: "partition_id=2/" },
-  });
+  const bad = await runPhase(MPICH, RUN_DRIVER, [
+    ...configArgs(ws2),
+    "--corrupt",
+    "partition_id=2/",
+  ]);
   expectCode(bad, 3, "run with a file corrupted on every attempt");
   tally.faults += 2 + 2 + 2;
   const failed = failures(bad);
@@ -393,27 +388,45 @@ Deno.test("corruption: copies corrupted or cut short on storage between write an
   await Deno.remove(ws2.dir, { recursive: true });
 });
 
-Deno.test("concurrency: two runner jobs on one schedule at once publish each file exactly once, uncorrupted, and both exit 0", async () => {
-  for (const pair of [[MPICH, MPICH], [OPENMPI, SINGLE]]) {
-    const { ws, t } = await scheduled(12, 150_000);
-    const a = startSession(pair[0], SCRIPT.run, configArgs(ws));
-    const b = startSession(pair[1], SCRIPT.run, configArgs(ws));
-    const [ra, rb] = [await waitSession(a, 120_000), await waitSession(b, 120_000)];
-    const label = pair.map(launchLabel).join(" + ");
-    expectCode(ra, 0, `first job of ${label}`);
-    expectCode(rb, 0, `second job of ${label}`);
+Deno.test("concurrency: a second run while one is working exits 2 naming it; the lock of a SIGKILLed run does not block the next", async () => {
+  for (const [first, second] of [[MPICH, SINGLE], [OPENMPI, MPICH]]) {
+    const label = `${launchLabel(first)} then ${launchLabel(second)}`;
+    const { ws } = await scheduled(12, 150_000);
+    // The first run pauses every rank after one file until the test lets it go.
+    const { session: a, gate, pids } = await startPaused(first, ws, 1);
+    const b = await runPhase(second, SCRIPT.run, configArgs(ws));
     tally.faults++;
+    assertRefused(
+      b,
+      new RegExp(
+        `another run is working on this tool folder: rank 0 on host \\S+ \\(pid ${
+          pids.get(0)
+        }\\), 2 rank\\(s\\), started .*; wait for it to end or stop it \\(kill ${
+          pids.get(0)
+        } on \\S+\\), then run again \\(it holds .*run\\.lock\\)$`,
+      ),
+      `second run (${label})`,
+    );
+    await openGate(gate);
+    expectCode(await waitSession(a, 120_000), 0, `first run (${label})`);
     tally.lost += await checkComplete(ws, await readTables(ws));
-    // Each file was copied and published by exactly one writer; the other found it.
-    const copied = (r: RunResult) => Number(/run: (\d+) files copied/.exec(r.stdout)![1]);
-    assertEquals(copied(ra) + copied(rb), t.schedule.length, `${label}: copied once in all`);
-    const recs = await allRecords(ws);
-    for (const row of t.schedule) {
-      const mine = recs.filter((x) => x.dst_path === row.dstPath);
-      assert(mine.every((x) => x.status === "verified"), `${row.dstPath}: no failure`);
-      assertEquals(mine.filter((x) => x.verify_mode !== "existing").length, 1, row.dstPath);
-    }
     await Deno.remove(ws.dir, { recursive: true });
+    await Deno.remove(gate, { recursive: true });
+
+    // A run killed outright leaves its name in the lock; the next run finds it gone.
+    const { ws: ws2 } = await scheduled(12, 150_000);
+    const { session: c, gate: gate2, pids: victims } = await startPaused(first, ws2, 1);
+    for (const pid of victims.values()) Deno.kill(pid, "SIGKILL");
+    assert((await waitSession(c, 60_000)).code !== 0, "the killed run fails");
+    tally.kills++;
+    const lock = await Deno.readTextFile(join(ws2.tool, "run.lock"));
+    assertMatch(lock, new RegExp(`@${victims.get(0)}"`), "the lock still names the dead run");
+    const d = await runPhase(second, SCRIPT.run, configArgs(ws2));
+    expectCode(d, 0, `run after a SIGKILLed one (${label})`);
+    assertEquals(await Deno.readTextFile(join(ws2.tool, "run.lock")), "", "released at the end");
+    tally.lost += await checkComplete(ws2, await readTables(ws2));
+    await Deno.remove(ws2.dir, { recursive: true });
+    await Deno.remove(gate2, { recursive: true });
   }
 });
 

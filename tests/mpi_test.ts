@@ -21,9 +21,11 @@ import {
 } from "../mpi/mod.ts";
 import { planGather } from "../mpi/gather.ts";
 import { payload, type ScenarioResult, SCENARIOS, sha256 } from "./fixtures/mpi_gather_driver.ts";
+import type { IdleWaitResult } from "./fixtures/mpi_idle_driver.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DRIVER = "tests/fixtures/mpi_gather_driver.ts";
+const IDLE_DRIVER = "tests/fixtures/mpi_idle_driver.ts";
 const CHECK = "phases/mpi_check.ts";
 const TIMEOUT_MS = 30_000;
 
@@ -185,7 +187,7 @@ Deno.test("planGather: rounds stay within the limit and cover every byte once", 
   assert.throws(() => planGather([1], 2 ** 31), RangeError);
 });
 
-Deno.test("openWorld without a launcher: one process, no MPI, said once", () => {
+Deno.test("openWorld without a launcher: one process, no MPI, said once", async () => {
   const lines: string[] = [];
   const options: OpenWorldOptions = { env: {}, log: (line) => lines.push(line) };
   const comm = openWorld(options);
@@ -198,6 +200,13 @@ Deno.test("openWorld without a launcher: one process, no MPI, said once", () => 
   assert.notEqual(gathered?.[0], bytes);
   assert.equal(comm.allreduce(2.5, "sum"), 2.5);
   assert.throws(() => comm.gather(bytes, 1), RangeError);
+  const value = { rank: 0, name: "é", list: [1, 2.5] };
+  const objects = comm.gatherObject(value);
+  assert.deepEqual(objects, [value]);
+  assert.notEqual(objects?.[0], value);
+  assert.throws(() => comm.gatherObject(undefined), TypeError);
+  assert.equal(comm.ibarrier().test(), true);
+  await comm.ibarrier().wait();
   comm.barrier();
   comm.finalize();
 });
@@ -306,6 +315,35 @@ for (const impl of ["mpich", "openmpi"] as const) {
     assert.match(result.stderr, /\[rank 1\/3\] Error: driver: rank 1 fails on purpose/);
     assert.doesNotMatch(result.stdout, /^\{/m);
   });
+
+  for (const n of [2, 3]) {
+    Deno.test(`${name} -n ${n}: a rank waiting in ibarrier for busy ranks sleeps instead of spinning`, async () => {
+      const gate = await Deno.makeTempDir({ prefix: "dt-idle-" });
+      try {
+        const result = await mpirun(impl, n, IDLE_DRIVER, ["--gate", gate, "--hold-ms", "1500"]);
+        assert.equal(result.code, 0, explain(result));
+        const lines = result.stdout.trim().split("\n").filter((line) => line.startsWith("{"));
+        assert.equal(lines.length, 1, explain(result));
+        const wait = JSON.parse(lines[0]) as IdleWaitResult;
+        assert.equal(wait.size, n);
+        // No other rank could enter before rank 0 let them: the request was not complete.
+        assert.deepEqual(wait.earlyTests, Array(10).fill(false));
+        assert.ok(wait.othersEntered, "the barrier completed only after every rank entered it");
+        assert.ok(wait.waitMs >= 1500, `rank 0 waited for the others (${wait.waitMs} ms)`);
+        // A blocking MPI_Barrier keeps a core busy for the whole wait; the timer-driven wait
+        // costs a few percent at most, whatever the machine's speed.
+        console.log(
+          `  ${name} -n ${n}: ${wait.cpuMs.toFixed(0)} ms CPU in ${wait.waitMs.toFixed(0)} ms`,
+        );
+        assert.ok(
+          wait.cpuMs < 0.25 * wait.waitMs,
+          `rank 0 used ${wait.cpuMs} ms of CPU while waiting ${wait.waitMs} ms`,
+        );
+      } finally {
+        await Deno.remove(gate, { recursive: true });
+      }
+    });
+  }
 
   const other = impl === "mpich" ? "libmpi.so.40" : "libmpich.so.12";
   Deno.test(`${name} -n 2 with the other MPI's library (${other}): size mismatch error`, async () => {

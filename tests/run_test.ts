@@ -13,6 +13,7 @@ import { addPartition, datasetFiles, makeWorkspace, REPO, runScript } from "./su
 import type { Workspace, WorkspaceOptions } from "./support/fixture.ts";
 import { readRowsWithHyparquet } from "./support/parquet_readers.ts";
 import { cleanEnv, launcherArgs, MPI_IMPLS, mpirun } from "./support/mpi_launch.ts";
+import { makeGate, RUN_DRIVER, waitPaused } from "./support/run_gate.ts";
 
 async function md5sum(path: string): Promise<string> {
   const out = await new Deno.Command("md5sum", { args: [path], stdout: "piped" }).output();
@@ -112,9 +113,12 @@ Deno.test("run: verify_mode bytes runs as md5, says so once, and records md5", a
 
 Deno.test("run: a corrupted copy is caught and retried; one corrupted every time is never published", async () => {
   const { ws, rows } = await planned({ transfer: { retries: 2 } }, 6);
-  const r = await mpirun("openmpi", 2, "phases/run.ts", ["--config", ws.configPath], {
-    env: { DT_TEST_CORRUPT: "partition_id=1/successes" + ":1" },
-  });
+  const r = await mpirun("openmpi", 2, RUN_DRIVER, [
+    "--config",
+    ws.configPath,
+    "--corrupt",
+    "partition_id=1/successes:1",
+  ]);
   assertEquals(r.code, 0, r.stderr);
   await assertAllPublished(ws, rows);
   const logText = [...Deno.readDirSync(join(ws.tool, "logs"))]
@@ -128,9 +132,12 @@ Deno.test("run: a corrupted copy is caught and retried; one corrupted every time
   const bad = rows.find((x) => x.srcPath.includes("partition_id=2/successes"))!;
   const { ws: ws2, rows: rows2 } = await planned({ transfer: { retries: 2 } }, 6);
   const bad2 = rows2.find((x) => x.srcPath.includes("partition_id=2/successes"))!;
-  const r2 = await mpirun("mpich", 2, "phases/run.ts", ["--config", ws2.configPath], {
-    env: { DT_TEST_CORRUPT: "partition_id=2/successes" },
-  });
+  const r2 = await mpirun("mpich", 2, RUN_DRIVER, [
+    "--config",
+    ws2.configPath,
+    "--corrupt",
+    "partition_id=2/successes",
+  ]);
   assertEquals(r2.code, 3, r2.stdout + r2.stderr);
   assertMatch(
     r2.stderr,
@@ -155,9 +162,12 @@ Deno.test("run: a corrupted copy is caught and retried; one corrupted every time
 
 Deno.test("run: a copy cut short on storage is caught and retried; cut every time, it is never published", async () => {
   const { ws, rows } = await planned({ transfer: { retries: 1 } }, 4);
-  const r = await mpirun("mpich", 2, "phases/run.ts", ["--config", ws.configPath], {
-    env: { DT_TEST_TRUNCATE: "partition_id=1/successes:1" },
-  });
+  const r = await mpirun("mpich", 2, RUN_DRIVER, [
+    "--config",
+    ws.configPath,
+    "--truncate",
+    "partition_id=1/successes:1",
+  ]);
   assertEquals(r.code, 0, r.stderr);
   await assertAllPublished(ws, rows);
   const logText = [...Deno.readDirSync(join(ws.tool, "logs"))]
@@ -167,9 +177,12 @@ Deno.test("run: a copy cut short on storage is caught and retried; cut every tim
 
   const again = await planned({ transfer: { retries: 1 } }, 4);
   const cut = again.rows.find((x) => x.srcPath.includes("partition_id=2/successes"))!;
-  const r2 = await mpirun("openmpi", 2, "phases/run.ts", ["--config", again.ws.configPath], {
-    env: { DT_TEST_TRUNCATE: "partition_id=2/successes" },
-  });
+  const r2 = await mpirun("openmpi", 2, RUN_DRIVER, [
+    "--config",
+    again.ws.configPath,
+    "--truncate",
+    "partition_id=2/successes",
+  ]);
   assertEquals(r2.code, 3, r2.stdout + r2.stderr);
   assertMatch(
     r2.stderr,
@@ -258,13 +271,19 @@ Deno.test("run: a full and a read-only destination fail with the system's reason
   await Deno.remove(ws.dir, { recursive: true });
 });
 
-Deno.test("run: a rank killed with SIGKILL mid-run, then a re-run, ends with every file once, verified", async () => {
+Deno.test("run: a rank killed with SIGKILL in the middle of a copy, then a re-run, ends with every file once, verified", async () => {
   for (const impl of MPI_IMPLS) {
     const { ws, rows } = await planned(
       { transfer: { buffer_size: 65536, files_in_flight: 1 } },
       12,
       1_500_000,
     );
+    // Rank 1 pauses inside the copy of its second file (the run re-balances the schedule with
+    // its own algorithm, so the schedule's rank column says which files are rank 1's): the
+    // copy is on storage, not verified, not published, when the rank is killed.
+    const victimRow = rows.filter((r) => r.rank === 1)
+      .sort((a, b) => b.sizeBytes - a.sizeBytes || (a.srcPath < b.srcPath ? -1 : 1))[1];
+    const gate = await makeGate();
     const cmd = new Deno.Command("sh", {
       args: [
         "-c",
@@ -274,9 +293,13 @@ Deno.test("run: a rank killed with SIGKILL mid-run, then a re-run, ends with eve
           Deno.execPath(),
           "run",
           "-A",
-          join(REPO, "phases/run.ts"),
+          join(REPO, RUN_DRIVER),
           "--config",
           ws.configPath,
+          "--gate",
+          gate,
+          "--pause-in-copy",
+          victimRow.srcPath,
         ]),
       ],
       env: cleanEnv(),
@@ -284,28 +307,21 @@ Deno.test("run: a rank killed with SIGKILL mid-run, then a re-run, ends with eve
       stdout: "null",
       stderr: "null",
     }).spawn();
-    // Wait until some files are verified, then kill one rank's process outright.
-    const logs = join(ws.tool, "verification");
-    const deadline = Date.now() + 60_000;
-    let victim: number | null = null;
-    while (Date.now() < deadline && victim === null) {
-      await new Promise((r) => setTimeout(r, 50));
-      const state = await readVerificationLogs(logs).catch(() => null);
-      if (!state || state.byDst.size < 2) continue;
-      const names = state.files.map((f) => f.split("/").pop()!);
-      const m = names.map((n) => /^rank1_[^@]+@[^@]+@(\d+)_/.exec(n)).find((x) => x);
-      if (m) victim = Number(m[1]);
-    }
-    assert(victim !== null, "a rank started and verified files");
-    Deno.kill(victim, "SIGKILL");
-    const status = await cmd.status;
-    assert(!status.success, "the job fails when a rank is killed");
-    const before = (await readVerificationLogs(logs)).byDst.size;
-    assert(before < rows.length, `killed before the end (${before} of ${rows.length})`);
+    let ended = false;
+    const status = cmd.status.then((s) => (ended = true, s));
+    const pids = await waitPaused(gate, [1], () => !ended);
+    const temporaries = datasetFiles(ws).filter((p) => p.endsWith(".dt-tmp"));
+    assert(temporaries.length >= 1, "the paused copy is a temporary on storage");
+    Deno.kill(pids.get(1)!, "SIGKILL");
+    assert(!(await status).success, "the job fails when a rank is killed");
+    const state = await readVerificationLogs(join(ws.tool, "verification"));
+    assert(!state.byDst.has(victimRow.dstPath), "the file in flight was not recorded");
+    assert(!datasetFiles(ws).includes(victimRow.dstPath), "nor published");
     const again = await mpirun(impl, 2, "phases/run.ts", ["--config", ws.configPath]);
     assertEquals(again.code, 0, again.stdout + again.stderr);
     await assertAllPublished(ws, rows);
     await Deno.remove(ws.dir, { recursive: true });
+    await Deno.remove(gate, { recursive: true });
   }
 });
 

@@ -4,7 +4,8 @@
  * worker jobs and the verifier; a worker job whose time limit is too short stops on its budget
  * (exit 4) and the next one finishes; `srun` starts mpi_check and the runner with MPICH
  * (`--mpi=pmi2`) and Open MPI (`--mpi=pmix`); MPICH under a plugin it cannot use refuses to
- * start instead of copying as lone ranks; `--dry-run` prints a runnable script. Never skips.
+ * start instead of copying as lone ranks; a run lock named by a job still running on another
+ * node blocks a run until that job ends; `--dry-run` prints a runnable script. Never skips.
  */
 
 import { join } from "node:path";
@@ -30,6 +31,7 @@ import {
 } from "../core/slurm/submit.ts";
 import type { SiteSettings } from "../core/slurm/submit.ts";
 import { runCommandOrFail } from "./support/command.ts";
+import { RUN_DRIVER } from "./support/run_gate.ts";
 
 let cluster: LocalSlurm | undefined;
 async function slurm(): Promise<LocalSlurm> {
@@ -203,22 +205,28 @@ Deno.test("slurm: submit chains filter, scheduler, 2 workers (MPICH, srun --mpi=
 
 Deno.test("slurm: a worker out of time stops midway with exit 4, the next worker (Open MPI, srun --mpi=pmix) finishes", async () => {
   const c = await slurm();
-  // The worker's --time=1 (60 s) less time_margin_seconds (48) leaves about 12 s of work, and
-  // the test-only DT_TEST_SLOW_MS makes each of the 24 files take 2 s, one at a time per rank:
-  // the first worker copies some files, then stops for its budget with the rest left. The
-  // second worker is given 5 minutes (scontrol update while it waits, as an operator would)
-  // and does the rest.
+  // The worker's --time=1 (60 s) less time_margin_seconds (48) leaves about 12 s of work. The
+  // first worker job runs the test driver (DT_RUN_ENTRY, set by the test's site file in the
+  // first worker job only) whose ranks each copy 3 of their 12 files, one at a time, then wait
+  // until the budget says stop: it stops midway, by construction, with the rest left. The
+  // second worker runs phases/run.ts; it is given 5 minutes (scontrol update while it waits,
+  // as an operator would) and does the rest.
   const ws = await tree({
     partitions: 12,
     workersPerNode: 2,
-    transfer: { time_margin_seconds: 48, files_in_flight: 1 },
+    transfer: { time_margin_seconds: 48, files_in_flight: 1, progress_interval_seconds: 1 },
   });
   await setNumWorkers(ws, 2);
   const site = join(ws.dir, "site.sh");
+  const firstWorker = join(ws.dir, "first-worker-started");
   await Deno.writeTextFile(
     site,
     `DT_SBATCH_ARGS=(--partition=${c.partition})\nDT_DENO=${shellQuote(Deno.execPath())}\n` +
-      `DT_MPI_LAUNCH=(srun --mpi=pmix)\nDT_WORKER_TIME=1\n`,
+      `DT_MPI_LAUNCH=(srun --mpi=pmix)\nDT_WORKER_TIME=1\n` +
+      `if [[ "\${SLURM_JOB_NAME:-}" == dt_worker && ! -e ${shellQuote(firstWorker)} ]]; then\n` +
+      `  : > ${shellQuote(firstWorker)}\n` +
+      `  DT_RUN_ENTRY=(${shellQuote(join(REPO, RUN_DRIVER))} --stall-after 3)\n` +
+      `fi\n`,
   );
   // A held job in front of the chain, so that nothing starts before worker 2 is updated.
   const blocker = await command("sbatch", [
@@ -233,10 +241,7 @@ Deno.test("slurm: a worker out of time stops midway with exit 4, the next worker
   const blockerId = blocker.stdout.trim();
   let released = false;
   try {
-    const r = await submit(["--config", ws.configPath, "--after", blockerId], {
-      DT_SITE: site,
-      DT_TEST_SLOW_MS: "2000",
-    });
+    const r = await submit(["--config", ws.configPath, "--after", blockerId], { DT_SITE: site });
     assertEquals(r.code, 0, r.stderr);
     const ids = submittedIds(r.stdout);
     assertEquals([...ids.keys()], ["filter", "scheduler", "worker 1/2", "worker 2/2", "verifier"]);
@@ -258,14 +263,18 @@ Deno.test("slurm: a worker out of time stops midway with exit 4, the next worker
     const first = /run: (\d+) files copied and verified, .* (\d+) left/.exec(out1);
     assert(first, out1);
     const [copied1, left1] = [Number(first[1]), Number(first[2])];
-    assert(copied1 > 0 && left1 > 0 && copied1 + left1 === 24, `midway: ${first[0]}`);
+    assert(copied1 > 0 && copied1 <= 6 && copied1 + left1 === 24, `midway: ${first[0]}`);
     assertMatch(out1, /exit 4: stopped for the time budget/);
+    // Progress under srun: rank 0's output is a pipe to Slurm: plain lines, no escapes.
+    assertMatch(out1, /^progress: \d+\/24 files, .*\(2 ranks reporting\)$/m);
+    assert(!out1.includes("\x1b"), "no terminal escape in the job's output");
     for (const label of ["filter", "scheduler", "worker 2/2", "verifier"]) {
       const s = states.get(label)!;
       assertEquals([label, s.state, s.exitCode], [label, "COMPLETED", 0], text);
     }
     assertEquals(states.get("worker 2/2")!.fields.TimeLimit, "00:05:00");
     const out2 = await jobOutput(ws, w2);
+    assertMatch(out2, /command: srun --mpi=pmix \S+ run -A \S+\/phases\/run\.ts --config/);
     assertMatch(out2, /run: 2 rank\(s\), MPI Open MPI/);
     assertMatch(
       out2,
@@ -427,6 +436,66 @@ Deno.test("slurm: a script submitted by hand finds the repository and reports a 
   const missingText = await Deno.readTextFile(out.replace("%j", missingId));
   assertEquals([sm.state, sm.exitCode], ["FAILED", 2], missingText);
   assertMatch(missingText, /error: CONFIG_PATH is not set/);
+  await Deno.remove(ws.dir, { recursive: true });
+});
+
+Deno.test("slurm: a run lock named by a job still running on another node blocks the next run until that job ends", async () => {
+  const c = await slurm();
+  const ws = await planned(2, 2);
+  // A running job stands for rank 0 of a run on another node, where an flock of this node
+  // may not reach (Lustre with localflock): its name in the lock file decides.
+  const held = await command("sbatch", [
+    "--parsable",
+    "-o",
+    "/dev/null",
+    `--partition=${c.partition}`,
+    "--wrap",
+    "sleep 300",
+  ], c.env);
+  assertEquals(held.code, 0, held.stderr);
+  const job = held.stdout.trim().split(";")[0];
+  try {
+    const until = Date.now() + 60_000;
+    let state = "";
+    while (state !== "RUNNING" && Date.now() < until) {
+      const q = await slurmCommand(c.env, "squeue", ["-h", "-j", job, "-o", "%T"]);
+      state = q.stdout.trim();
+      if (state !== "RUNNING") await new Promise((r) => setTimeout(r, 200));
+    }
+    assertEquals(state, "RUNNING", `job ${job} runs`);
+    const lock = join(ws.tool, "run.lock");
+    await Deno.writeTextFile(
+      lock,
+      JSON.stringify({ writer: `${job}@other-node@4242`, ranks: 4, startedAt: "earlier" }),
+    );
+    const run = () =>
+      command(Deno.execPath(), [
+        "run",
+        "-A",
+        join(REPO, "phases/run.ts"),
+        "--config",
+        ws.configPath,
+      ], c.env);
+    const refused = await run();
+    assertEquals(refused.code, 2, refused.stdout + refused.stderr);
+    assertMatch(
+      refused.stderr,
+      new RegExp(
+        `^error: another run is working on this tool folder: Slurm job ${job}, rank 0 on host ` +
+          `other-node \\(pid 4242\\), 4 rank\\(s\\), started earlier; wait for it to end or stop ` +
+          `it \\(scancel ${job}\\), then run again \\(it holds ${lock}\\)$`,
+        "m",
+      ),
+    );
+    assertEquals(await countParquet(join(ws.dir, "dataset")), 0, "nothing copied");
+    await slurmCommand(c.env, "scancel", [job]);
+    await waitForJob(c.env, job, { timeoutMs: 60_000, jobCompLog: c.jobCompLog });
+    const after = await run();
+    assertEquals(after.code, 0, after.stdout + after.stderr);
+    assertEquals(await countParquet(join(ws.dir, "dataset")), 4);
+  } finally {
+    await slurmCommand(c.env, "scancel", [job]);
+  }
   await Deno.remove(ws.dir, { recursive: true });
 });
 

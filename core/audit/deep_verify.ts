@@ -277,15 +277,14 @@ export async function runDeepVerify(
     engine.close();
   }
   if (options.repair) {
-    comm.barrier(); // nothing is moved while another rank still lists the folders
+    await comm.ibarrier().wait(); // nothing is moved while another rank still lists the folders
     mine.repair = await repairProblems(config, mine.problems, state.published, comm.rank);
   }
-  const encoder = new TextEncoder();
-  const gathered = comm.gather(encoder.encode(JSON.stringify(mine)), 0);
+  await comm.ibarrier().wait(); // done here: wait for the others without taking a core
+  const reports = comm.gatherObject(mine, 0);
   let result: DeepVerifyResult | null = null;
-  if (gathered !== null) {
-    const decoder = new TextDecoder();
-    const deep = mergeDeepReports(gathered.map((b) => JSON.parse(decoder.decode(b))));
+  if (reports !== null) {
+    const deep = mergeDeepReports(reports);
     const repaired = new Set(deep.repair.repaired.map((r) => r.path));
     const verify = await verifyTransfer(config, {
       state: repaired.size > 0 ? await readTransferState(config, { requireSchedule: true }) : state,

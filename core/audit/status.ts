@@ -16,7 +16,7 @@ import { formatDuration } from "../transfer/progress.ts";
 import { readTransferState } from "./verify.ts";
 import type { Tally, TransferState } from "./verify.ts";
 import type { StandingProblem } from "../plan/filter_problems.ts";
-import type { RunSummary } from "../transfer/runner.ts";
+import type { RunSummary } from "../transfer/run_summary.ts";
 
 /** Version of the JSON shape of {@linkcode StatusReport}. */
 export const STATUS_VERSION = 1;

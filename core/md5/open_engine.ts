@@ -69,3 +69,17 @@ export function openMd5Engine(options: OpenMd5EngineOptions = {}): Md5Engine {
   }
   return openNodeMd5Engine();
 }
+
+/**
+ * The engine for a file that is most of a rank's work, beside `engine`: with `md5_engine:
+ * auto` and the SIMD engine, libcrypto, since one stream gains nothing from SIMD lanes and
+ * libcrypto hashes it off the rank's thread, beside the reads, writes and comparisons.
+ * `undefined` (use `engine` for every file) for any other choice, or without libcrypto.
+ */
+export function openLoneEngine(choice: Md5EngineChoice, engine: Md5Engine): Md5Engine | undefined {
+  if (choice !== "auto" || engine.name !== "wasm-simd") return undefined;
+  const lone = openMd5Engine({ prefer: "libcrypto" });
+  if (lone.name === "libcrypto") return lone;
+  lone.close();
+  return undefined;
+}

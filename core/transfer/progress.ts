@@ -1,13 +1,16 @@
 /**
- * Progress across ranks without extra MPI traffic: each rank writes a small JSON snapshot to
- * the tool's `logs/` folder; rank 0 adds them up and shows one line (live on a terminal,
- * periodic otherwise).
+ * Progress across ranks without extra MPI traffic: each rank keeps a small JSON snapshot in the
+ * tool's `logs/` folder (`rank_progress.ts`); rank 0 adds them up into one line
+ * (`progress_display.ts`). This module is the snapshot's format, its file and the line.
  * @module
  */
 
 import { join } from "node:path";
-import { writeFileAtomic } from "../records/atomic_file.ts";
+import { writeAll } from "../io/write_all.ts";
 import { formatBytes } from "../cli.ts";
+
+/** How often a rank writes its snapshot while it works, in ms. */
+export const SNAPSHOT_INTERVAL_MS = 1000;
 
 /** One rank's progress. */
 export interface RankProgress {
@@ -19,7 +22,10 @@ export interface RankProgress {
   bytesTotal: number;
   /** Files finished (verified or failed). */
   filesDone: number;
-  /** Bytes finished. */
+  /**
+   * Bytes of the finished files, plus the bytes already copied of the files in flight (each
+   * counted up to its size), so that a large file counts while it is being copied.
+   */
   bytesDone: number;
   /** Files failed. */
   failed: number;
@@ -27,14 +33,47 @@ export interface RankProgress {
   startedMs: number;
 }
 
-/** Path of a rank's snapshot. */
-export function progressPath(logs: string, rank: number): string {
+function progressPath(logs: string, rank: number): string {
   return join(logs, `progress_rank${rank}.json`);
 }
 
-/** Writes a rank's snapshot. */
-export async function writeProgress(logs: string, p: RankProgress): Promise<void> {
-  await writeFileAtomic(progressPath(logs, p.rank), JSON.stringify(p));
+/**
+ * A rank's snapshot file, open for the whole run. Each write replaces the JSON in place, padded
+ * with spaces to the longest one written: no new file and no rename per update, so progress
+ * costs no metadata traffic on a parallel file system. A reader that meets a write half done
+ * gets text that does not parse and skips the rank this once.
+ */
+export class SnapshotFile {
+  readonly #file: Deno.FsFile;
+  readonly #encoder = new TextEncoder();
+  #length = 0;
+
+  private constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  /** Creates (or empties) the snapshot file of `rank` in the `logs` folder. */
+  static async open(logs: string, rank: number): Promise<SnapshotFile> {
+    const file = await Deno.open(progressPath(logs, rank), {
+      write: true,
+      create: true,
+      truncate: true,
+    });
+    return new SnapshotFile(file);
+  }
+
+  /** Replaces the snapshot with `p`. */
+  async write(p: RankProgress): Promise<void> {
+    const json = JSON.stringify(p);
+    this.#length = Math.max(this.#length, json.length);
+    await this.#file.seek(0, Deno.SeekMode.Start);
+    await writeAll(this.#file, this.#encoder.encode(json.padEnd(this.#length)));
+  }
+
+  /** Closes the file. */
+  close(): void {
+    this.#file.close();
+  }
 }
 
 /** Reads the snapshots of ranks `0..size-1` (missing ones are skipped). */

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { jobEndTimeMs, jobTimeLeftSeconds } from "../slurm/client.ts";
+import { UsageError } from "../cli.ts";
+import { jobEndTimeMs, jobTimeLeftSeconds, parseSlurmDuration } from "../slurm/client.ts";
 
 /** A deadline and where it came from. */
 export interface Deadline {
@@ -52,4 +53,24 @@ export async function findDeadline(options: DeadlineOptions = {}): Promise<Deadl
   }
   if (candidates.length === 0) return { endsAtMs: null, source: "no time limit known" };
   return candidates.reduce((a, b) => (b.endsAtMs! < a.endsAtMs! ? b : a));
+}
+
+/**
+ * Seconds of a `--time-limit` value (`[D-]HH:MM:SS`, `MM:SS` or `90s`), or `undefined` when
+ * none is given. Throws {@linkcode UsageError} for any other text.
+ */
+export function parseTimeLimit(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const seconds = parseSlurmDuration(text);
+  if (seconds === null) {
+    throw new UsageError(
+      `run: --time-limit: expected [D-]HH:MM:SS, MM:SS or 90s, got "${text}"`,
+    );
+  }
+  return seconds;
+}
+
+/** True when less than `marginSeconds` are left before `deadline` at `nowMs`. */
+export function outOfTime(deadline: Deadline, marginSeconds: number, nowMs: number): boolean {
+  return deadline.endsAtMs !== null && nowMs + marginSeconds * 1000 >= deadline.endsAtMs;
 }

@@ -40,6 +40,14 @@ export type BeforeReadBackHook = (
   attempt: number,
 ) => Promise<void> | void;
 
+/** Test-only hooks of a run (the test driver `tests/fixtures/run_driver.ts` sets them). */
+export interface RunnerHooks {
+  /** Runs when a file is taken, before it starts (a driver pauses a rank with it). */
+  beforeFile?: (row: ScheduleRow) => Promise<void> | void;
+  /** See {@linkcode BeforeReadBackHook}. */
+  beforeReadBack?: BeforeReadBackHook;
+}
+
 /** Options of {@linkcode openTransferContext}. */
 export interface TransferContextOptions {
   /** MD5 engine. */
@@ -151,13 +159,15 @@ function failed(row: ScheduleRow, reason: string, bytesRead = 0): TransferOutcom
 }
 
 /**
- * Copies, verifies and publishes one file. Never throws for a per-file failure (a missing or
+ * Copies, verifies and publishes one file; `onBytes` is told the bytes of each range once
+ * written (a file counts up to its size again on a retry). Never throws for a per-file failure (a missing or
  * refused source, invalid parquet, a refused folder, a failed system call): the record says
  * why; anything else is a bug and is thrown.
  */
 export async function transferFile(
   row: ScheduleRow,
   ctx: TransferContext,
+  onBytes?: (bytes: number) => void,
 ): Promise<TransferOutcome> {
   const lone = ctx.loneEngine !== undefined && row.sizeBytes > ctx.bytesLeft - row.sizeBytes;
   const engine = lone ? ctx.loneEngine! : ctx.engine;
@@ -165,7 +175,7 @@ export async function transferFile(
     return await ctx.folders.use(dirname(row.dstPath), async (dir) => {
       const src = await ctx.sources.openFile(row.srcPath);
       try {
-        return await copyAndPublish(row, src, dir, ctx, engine);
+        return await copyAndPublish(row, src, dir, ctx, engine, onBytes);
       } finally {
         src.close();
       }
@@ -256,6 +266,7 @@ async function copyAndPublish(
   dir: DirectoryHandle,
   ctx: TransferContext,
   engine: Md5Engine,
+  onBytes: ((bytes: number) => void) | undefined,
 ): Promise<TransferOutcome> {
   const t = ctx.settings;
   src.enableDirect();
@@ -278,6 +289,7 @@ async function copyAndPublish(
         budget: ctx.budget,
         beforeReadBack: hook ? (range) => hook(row, tmpPath, range, attempt) : undefined,
         onSourceRange: seen.see,
+        onWritten: onBytes,
       });
     } catch (err) {
       await dir.unlink(tmpName).catch(() => {});

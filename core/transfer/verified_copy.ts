@@ -55,6 +55,8 @@ export interface VerifiedCopyOptions {
    * file's size; `bytes` is lent for the call only (copy what is to be kept).
    */
   onSourceRange?: (range: ByteRange, bytes: Uint8Array, size: number) => void;
+  /** Told the bytes of each range once they are written (for progress: bytes in flight). */
+  onWritten?: (bytes: number) => void;
 }
 
 /** Outcome of {@linkcode copyVerified}. */
@@ -122,6 +124,7 @@ export async function copyVerified(
 
   const verifyRange = async (pair: BufferPair, offset: number, length: number) => {
     await writer.writeAll(pair.source.subarray(0, length), offset);
+    options.onWritten?.(length);
     await writer.syncRange(offset, length);
     await options.beforeReadBack?.({ offset, length });
     await writer.dropCache(offset, length);

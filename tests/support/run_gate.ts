@@ -1,0 +1,46 @@
+/**
+ * The test side of the run driver (`tests/fixtures/run_driver.ts`): a gate folder where paused
+ * ranks say so, waiting for them, and letting them go.
+ * @module
+ */
+
+import { join } from "node:path";
+
+/** The run driver, relative to the repository: same command line as `phases/run.ts`. */
+export const RUN_DRIVER = "tests/fixtures/run_driver.ts";
+
+/** Creates an empty gate folder. */
+export async function makeGate(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "dt-gate-" });
+}
+
+/**
+ * Waits until every rank of `ranks` has paused at `gate`; returns each one's pid. Fails when
+ * `running()` says the run ended first, or after `timeoutMs`.
+ */
+export async function waitPaused(
+  gate: string,
+  ranks: readonly number[],
+  running: () => boolean,
+  timeoutMs = 60_000,
+): Promise<Map<number, number>> {
+  const until = Date.now() + timeoutMs;
+  const pids = new Map<number, number>();
+  while (pids.size < ranks.length) {
+    for (const rank of ranks) {
+      if (pids.has(rank)) continue;
+      const text = await Deno.readTextFile(join(gate, `paused.${rank}`)).catch(() => "");
+      if (/^\d+$/.test(text)) pids.set(rank, Number(text));
+    }
+    if (pids.size === ranks.length) break;
+    if (!running()) throw new Error(`the run ended before ranks ${ranks} paused at ${gate}`);
+    if (Date.now() > until) throw new Error(`ranks ${ranks} did not pause within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return pids;
+}
+
+/** Lets every paused rank go on. */
+export async function openGate(gate: string): Promise<void> {
+  await Deno.writeTextFile(join(gate, "go"), "");
+}
