@@ -135,12 +135,16 @@ async function startWriter(
   return { node, mode, jobId };
 }
 
-/** Temporaries in `folders`, by path. */
+/** Temporaries in `folders` (a folder not made yet has none), by path. */
 async function temporariesIn(folders: readonly string[]): Promise<string[]> {
   const found: string[] = [];
   for (const folder of folders) {
-    for await (const e of Deno.readDir(folder)) {
-      if (parseTemporaryName(e.name) !== null) found.push(join(folder, e.name));
+    try {
+      for await (const e of Deno.readDir(folder)) {
+        if (parseTemporaryName(e.name) !== null) found.push(join(folder, e.name));
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
   }
   return found.sort();
