@@ -1,7 +1,7 @@
 /**
- * Proves the local one-node Slurm cluster works the way the tool's jobs need it: batch jobs,
+ * Proves the local two-node Slurm cluster works the way the tool's jobs need it: batch jobs,
  * final state and exit code, TIMEOUT, afterany chains, time left from inside a job, 3 tasks on
- * the node, and MPI launch with MPICH (srun --mpi=pmi2, mpirun.mpich) and Open MPI
+ * one node, and MPI launch with MPICH (srun --mpi=pmi2, mpirun.mpich) and Open MPI
  * (srun --mpi=pmix, mpirun.openmpi). Never skips: a missing binary fails with the package name.
  */
 import { parseSlurmDuration } from "../core/slurm/client.ts";
@@ -59,7 +59,7 @@ Deno.test("local slurm: starts, node idle, SLURM_CONF in env, second start reuse
   assert(again.reused, "second startLocalSlurm() must reuse the running cluster");
   assert(again.startMs < 5000, `reuse took ${again.startMs} ms`);
   const s = await slurmCommand(c.env, "sinfo", ["-h", "-o", "%P %a %D %c"]);
-  assertEquals(s.stdout.trim(), `${c.partition}* up 1 ${c.cpus}`, "sinfo");
+  assertEquals(s.stdout.trim(), `${c.partition}* up ${c.nodeNames.length} ${c.cpus}`, "sinfo");
   const mpi = await slurmCommand(c.env, "srun", ["--mpi=list"]);
   const list = mpi.stdout + mpi.stderr;
   for (const p of ["pmi2", "pmix", "none"]) {
@@ -102,16 +102,18 @@ Deno.test("local slurm: an impossible request is refused by sbatch, not left pen
   const { c, dir } = await setup();
   let msg = "";
   try {
-    await sbatch(c.env, ["-n", String(c.cpus + 1), "--wrap", "true"], { cwd: dir });
+    const cpus = c.cpus * c.nodeNames.length;
+    await sbatch(c.env, ["-n", String(cpus + 1), "--wrap", "true"], { cwd: dir });
   } catch (e) {
     msg = (e as Error).message;
   }
   assert(/More processors requested than permitted/.test(msg), `expected refusal, got '${msg}'`);
 });
 
-Deno.test("local slurm: 3 tasks run on the one node (srun -n 3 in sbatch -n 3)", async () => {
+Deno.test("local slurm: 3 tasks run on one node (srun -n 3 in sbatch -N 1 -n 3)", async () => {
   const { c, dir } = await setup();
   const id = await sbatch(c.env, [
+    "--nodes=1",
     "-n",
     "3",
     "-o",

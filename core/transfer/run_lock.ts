@@ -5,7 +5,7 @@
  *
  * Only rank 0 takes the lock, for every rank of its job (ranks on other nodes included). The
  * lock is an `flock` on the file, which the kernel releases when its holder dies, and the file
- * names the holder (`<job>@<host>@<pid>`, the writer token of the temporaries), for the message
+ * names the holder (`<job>@<node>@<pid>`, the writer token of the temporaries), for the message
  * and for file systems where `flock` is not enough:
  * - `flock` granted: a holder named in the file is gone, unless it ran on another node in
  *   another Slurm job that is still running (Lustre mounted with `localflock` gives a lock per
@@ -23,7 +23,7 @@ import { formatToken, parseToken, writerMayBeAlive, type WriterToken } from "./t
 
 /** Who holds the run lock, as its file records it. */
 export interface RunLockHolder {
-  /** Writer token of rank 0 of the run: `<job>@<host>@<pid>`. */
+  /** Writer token of rank 0 of the run: `<job>@<node>@<pid>`. */
   writer: string;
   /** Ranks of the run. */
   ranks: number;

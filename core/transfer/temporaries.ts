@@ -8,19 +8,31 @@ import { join } from "node:path";
 import { parseTemporaryName } from "../layout.ts";
 import { isFinalJobState, jobStates } from "../slurm/client.ts";
 
-/** Identity of a writer, embedded in its temporaries' names: `<job>@<host>@<pid>`. */
+/** Identity of a writer, embedded in its temporaries' names: `<job>@<node>@<pid>`. */
 export interface WriterToken {
   /** Slurm job id, or `none` outside Slurm. */
   job: string;
-  /** Host name. */
+  /**
+   * The node: `SLURMD_NODENAME` under Slurm (the name Slurm and its users know the node by),
+   * else the host name.
+   */
   host: string;
   /** Process id. */
   pid: number;
 }
 
-/** The token of this process, from `SLURM_JOB_ID`, the host name and the pid. */
+/**
+ * The token of this process, from `SLURM_JOB_ID`, the node (`SLURMD_NODENAME`, else the host
+ * name) and the pid. Under Slurm the node's name, not the host name, tells whether a writer ran
+ * here (where its pid can be looked up) or elsewhere (where only its job's state tells): nodes
+ * may share a host name, as the emulated nodes of the test cluster do.
+ */
 export function currentToken(env: Record<string, string> = Deno.env.toObject()): WriterToken {
-  return { job: env.SLURM_JOB_ID || "none", host: Deno.hostname(), pid: Deno.pid };
+  return {
+    job: env.SLURM_JOB_ID || "none",
+    host: env.SLURMD_NODENAME || Deno.hostname(),
+    pid: Deno.pid,
+  };
 }
 
 /** Formats a token for a file name. */
@@ -36,7 +48,8 @@ export function parseToken(text: string): WriterToken | null {
 
 /**
  * Whether the writer of a temporary may still be alive: `false` only when it is known to be
- * gone (same host and no such process; or another Slurm job that is no longer running).
+ * gone (same node and no such process; or, on another node, a Slurm job that is no longer
+ * running).
  */
 export async function writerMayBeAlive(writer: WriterToken, self: WriterToken): Promise<boolean> {
   const host = formatToken(self).split("@")[1];

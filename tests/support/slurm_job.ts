@@ -1,10 +1,11 @@
 /**
  * Helpers for tests that submit Slurm jobs: sbatch --parsable, wait for the end with a
  * timeout, read the final state and exit code (from `scontrol show job` while the job is
- * within MinJobAge, else from the jobcomp/filetxt log), and parse Slurm durations such as
- * `squeue -o %L` prints them.
+ * within MinJobAge, else from the jobcomp/filetxt log), parse Slurm durations such as
+ * `squeue -o %L` prints them, and read what `deno task submit` printed and its jobs wrote.
  *
- * Every function takes the client environment (`{ SLURM_CONF }` from `startLocalSlurm().env`).
+ * Every function that runs a Slurm command takes the client environment (`{ SLURM_CONF }`
+ * from `startLocalSlurm().env`).
  * @module
  */
 import { parseSlurmDuration } from "../../core/slurm/client.ts";
@@ -216,4 +217,28 @@ export async function remainingSeconds(
   const end = s?.fields.EndTime;
   if (!end || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/.test(end)) return null;
   return Math.round((new Date(end).getTime() - Date.now()) / 1000); // local time
+}
+
+/**
+ * Job ids printed by `deno task submit`, by label (`filter`, `scheduler`, `worker 1/2`,
+ * `verifier`): the last word of each `<label>: submitted ... job <id>` line.
+ */
+export function submittedJobIds(stdout: string): Map<string, string> {
+  const ids = new Map<string, string>();
+  for (const line of stdout.split("\n")) {
+    const m = /^(filter|scheduler|worker \d+\/\d+|verifier): submitted\b.* job (\d+)$/.exec(line);
+    if (m) ids.set(m[1], m[2]);
+  }
+  return ids;
+}
+
+/**
+ * The output of job `jobId` in `logDir` (the tool's `logs/slurm/`, where submit sends
+ * `<job name>-<job id>.out`), or a line saying there is none.
+ */
+export async function submittedJobOutput(logDir: string, jobId: string): Promise<string> {
+  for await (const e of Deno.readDir(logDir)) {
+    if (e.name.endsWith(`-${jobId}.out`)) return await Deno.readTextFile(`${logDir}/${e.name}`);
+  }
+  return `(no output file for job ${jobId} in ${logDir})`;
 }
