@@ -35,7 +35,7 @@ import { parseTemporaryName } from "../core/layout.ts";
 import { currentToken, parseToken } from "../core/transfer/temporaries.ts";
 import { shellQuote } from "../core/slurm/submit.ts";
 import type { RankProgress } from "../core/transfer/progress.ts";
-import type { RunSummary } from "../core/transfer/runner.ts";
+import type { RunSummary } from "../core/transfer/run_summary.ts";
 
 const NODES = 2;
 const RANKS_PER_NODE = 2;
