@@ -337,7 +337,7 @@ Deno.test("run: the time budget stops the run with exit 4; the next job finishes
   assertEquals(r.code, 4, r.stdout + r.stderr);
   assertMatch(
     r.stderr,
-    /time budget: less than 60s left \(--time-limit 30s\); stopping with \d+ files left/,
+    /time budget: less than 60s left \(--time-limit 30s\); stopping: the files not started are left/,
   );
   assertMatch(r.stdout, /0 files copied and verified, .* 12 left/);
   assertEquals(datasetFiles(ws), []);
