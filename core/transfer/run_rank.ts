@@ -15,6 +15,7 @@ import type { Md5Engine } from "../md5/engine.ts";
 import type { ScheduleRow } from "../plan/plan_table.ts";
 import { VerificationLog } from "../records/verification_log.ts";
 import type { VerificationRecord } from "../records/verification_log.ts";
+import { InHand } from "./in_hand.ts";
 import { planRank } from "./rank_plan.ts";
 import type { RunQueue } from "./run_queue.ts";
 import { ProgressRecorder } from "./rank_progress.ts";
@@ -158,12 +159,19 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
   if (options.openQueue === undefined) throw new TypeError("runRank: openQueue is needed to copy");
   const queue = options.openQueue(plan.lists);
   if (queue.stealingOff !== null) log.info(`balancing at run time off: ${queue.stealingOff}`);
+  // What a rank holds cannot go to a faster rank: with others to take it, hold little more
+  // than the buffers can work on.
+  const inHand = new InHand(
+    queue.stealingOff === null && options.size > 1 ? t.buffers * t.bufferSize : Infinity,
+  );
   const hooks = options.hooks;
   let dry = false;
   try {
     const loop = await runWorkers({
+      room: () => inHand.room(),
       take: async () => {
         const taken = await queue.take();
+        if (taken !== null) inHand.take(taken.item.dstPath, taken.item.sizeBytes);
         if (taken === null && !dry) {
           dry = true;
           await hooks?.queueDry?.();
@@ -185,10 +193,17 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
           log.info(`took ${row.dstPath} from rank ${from}`);
         }
         const file = progress.begin(row.sizeBytes);
-        const { record, bytesRead } = await transferFile(row, context, file.add);
-        readBytes += bytesRead;
-        await finish(row, record);
-        file.end(record.status !== "verified");
+        try {
+          const { record, bytesRead } = await transferFile(row, context, (bytes) => {
+            file.add(bytes);
+            inHand.copied(row.dstPath, bytes);
+          });
+          readBytes += bytesRead;
+          await finish(row, record);
+          file.end(record.status !== "verified");
+        } finally {
+          inHand.done(row.dstPath);
+        }
       },
     });
     report.stoppedForTime = loop.stopped;
