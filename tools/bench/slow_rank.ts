@@ -1,8 +1,9 @@
 /**
  * The benchmark's "slow rank" scenario (issue 16): the tool's run phase with 2 ranks, rank 1
  * held to a fifth of a core by a CPU quota (a slow node), with balancing at run time on and off
- * (`data_transfer.steal`), alternated in rounds. For each: the wall time of the run phase and
- * the share of the bytes rank 0 (the fast rank) moved, from `run_summary.json`.
+ * (`data_transfer.steal`), and, as the floor, with both ranks free; alternated in rounds. For
+ * each: the wall time of the run phase and the share of the bytes rank 0 (the fast rank)
+ * moved, from `run_summary.json`.
  *
  * Rank 1 is placed in the quota by a wrapper script given to `mpirun`: it moves its own
  * process into the cgroup when its rank variable (`PMI_RANK` under MPICH, `OMPI_COMM_WORLD_RANK`
@@ -23,6 +24,12 @@ import { makeWorkspace, REPO, type Tree } from "./tree.ts";
 export const QUOTA_US = 20_000;
 /** The period of the quota. */
 export const PERIOD_US = 100_000;
+
+const LABELS: Record<SlowRankVariant, string> = {
+  "steal": "rank 1 slow, stealing on ",
+  "no-steal": "rank 1 slow, stealing off",
+  "free": "both ranks free         ",
+};
 
 /** The cgroup that holds the slow rank. */
 export interface CpuQuota {
@@ -105,10 +112,13 @@ async function writeWrapper(dir: string, procs: string): Promise<string> {
   return path;
 }
 
+/** The variants of a round: rank 1 slow with stealing on or off; both ranks free (reference). */
+export type SlowRankVariant = "steal" | "no-steal" | "free";
+
 /** One run of the scenario. */
 export interface SlowRankRun {
-  /** Balancing at run time on. */
-  steal: boolean;
+  /** Which variant. */
+  variant: SlowRankVariant;
   /** Round (1-based). */
   round: number;
   /** Wall time of the run phase, seconds. */
@@ -133,6 +143,8 @@ export interface SlowRankFigures {
   stealSeconds: number;
   /** Median wall time without stealing, seconds. */
   noStealSeconds: number;
+  /** Median wall time with both ranks free (no quota, stealing on), seconds: the floor. */
+  freeSeconds: number;
   /** `noStealSeconds / stealSeconds`. */
   speedup: number;
   /** Median share of the bytes rank 0 moved, with stealing. */
@@ -166,9 +178,12 @@ export async function benchSlowRank(
   try {
     await Deno.mkdir(work, { recursive: true });
     const wrapper = await writeWrapper(work, quota.procs);
+    const order: SlowRankVariant[] = ["steal", "no-steal", "free"];
     for (let round = 1; round <= rounds; round++) {
-      for (const steal of round % 2 === 1 ? [true, false] : [false, true]) {
-        const dir = join(work, `slow-${steal ? "steal" : "nosteal"}-r${round}`);
+      const shift = (round - 1) % order.length;
+      for (const variant of [...order.slice(shift), ...order.slice(0, shift)]) {
+        const steal = variant !== "no-steal";
+        const dir = join(work, `slow-${variant}-r${round}`);
         const ws = await makeWorkspace(dir, tree.images, { steal });
         for (const phase of ["filter", "schedule"]) {
           await timed(Deno.execPath(), [
@@ -183,7 +198,7 @@ export async function benchSlowRank(
         const run = await timed(MPIRUN, [
           "-n",
           String(RANKS),
-          wrapper,
+          ...(variant === "free" ? [] : [wrapper]),
           Deno.execPath(),
           "run",
           "-A",
@@ -202,7 +217,7 @@ export async function benchSlowRank(
         }
         const rankBytes = s.ranks.map((r) => r.bytes);
         const r: SlowRankRun = {
-          steal,
+          variant,
           round,
           seconds: run.seconds,
           rankBytes,
@@ -211,7 +226,7 @@ export async function benchSlowRank(
         };
         runs.push(r);
         log(
-          `slow rank round ${round}/${rounds}: stealing ${steal ? "on " : "off"} ` +
+          `slow rank round ${round}/${rounds}: ${LABELS[variant]} ` +
             `${r.seconds.toFixed(2)} s, fast rank moved ${(100 * r.fastShare).toFixed(1)}% ` +
             `of the bytes, ${r.takenFromOthers} files taken over`,
         );
@@ -221,19 +236,20 @@ export async function benchSlowRank(
   } finally {
     await quota.remove();
   }
-  const of = (steal: boolean, f: (r: SlowRankRun) => number) =>
-    median(runs.filter((r) => r.steal === steal).map(f));
-  const stealSeconds = of(true, (r) => r.seconds);
-  const noStealSeconds = of(false, (r) => r.seconds);
+  const of = (variant: SlowRankVariant, f: (r: SlowRankRun) => number) =>
+    median(runs.filter((r) => r.variant === variant).map(f));
+  const stealSeconds = of("steal", (r) => r.seconds);
+  const noStealSeconds = of("no-steal", (r) => r.seconds);
   return {
     quota: quota.how,
     launcher: `${MPIRUN} -n ${RANKS}, rank 1 in the quota`,
     runs,
     stealSeconds,
     noStealSeconds,
+    freeSeconds: of("free", (r) => r.seconds),
     speedup: noStealSeconds / stealSeconds,
-    fastShare: of(true, (r) => r.fastShare),
-    noStealFastShare: of(false, (r) => r.fastShare),
+    fastShare: of("steal", (r) => r.fastShare),
+    noStealFastShare: of("no-steal", (r) => r.fastShare),
   };
 }
 
@@ -248,10 +264,12 @@ export function formatSlowRank(
     `## slow rank: ${f.tree} tree, ${f.launcher}; ${f.quota}`,
     `${rounds} round(s) of each, alternated; medians; wall time of the run phase`,
     "",
-    "| stealing | wall time | bytes moved by the fast rank |",
+    "| run | wall time | bytes moved by rank 0 |",
     "| --- | --- | --- |",
-    `| on | ${f.stealSeconds.toFixed(2)} s | ${pct(f.fastShare)} |`,
-    `| off | ${f.noStealSeconds.toFixed(2)} s | ${pct(f.noStealFastShare)} |`,
+    `| rank 1 slow, stealing on | ${f.stealSeconds.toFixed(2)} s | ${pct(f.fastShare)} |`,
+    `| rank 1 slow, stealing off | ${f.noStealSeconds.toFixed(2)} s | ` +
+    `${pct(f.noStealFastShare)} |`,
+    `| both ranks free (the floor) | ${f.freeSeconds.toFixed(2)} s | |`,
     "",
     ...targetTable(targets),
   ].join("\n");
