@@ -271,6 +271,10 @@ export function formatSlowRank(
     `${pct(f.noStealFastShare)} |`,
     `| both ranks free (the floor) | ${f.freeSeconds.toFixed(2)} s | |`,
     "",
+    `with stealing / both ranks free: ${(f.stealSeconds / f.freeSeconds).toFixed(2)}x; ` +
+    `without stealing / both ranks free: ${(f.noStealSeconds / f.freeSeconds).toFixed(2)}x ` +
+    "(without stealing the run can be no more than this much slower than with it)",
+    "",
     ...targetTable(targets),
   ].join("\n");
 }
