@@ -4,7 +4,8 @@
  * A slow rank is slow by construction (the run driver's `--slow-rank R`: after its first file,
  * R waits until every other rank has found nothing left to take), never by timing, so the
  * others must take over the rest of its share; the tests assert the files on disk, the logs,
- * `run_summary.json` and exit codes, never how long anything took.
+ * `run_summary.json` and exit codes, never how long anything took. In one process: what a rank
+ * holds (`in_hand.ts`) and the turn of its workers (`worker_loop.ts`).
  * @module
  */
 
@@ -14,6 +15,8 @@ import { parseCsv } from "../core/records/csv.ts";
 import { readSchedule, type ScheduleRow } from "../core/plan/plan_table.ts";
 import type { RunSummary } from "../core/transfer/run_summary.ts";
 import { WorkListMismatchError } from "../core/transfer/work_queue.ts";
+import { InHand } from "../core/transfer/in_hand.ts";
+import { runWorkers } from "../core/transfer/worker_loop.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import {
   addPartition,
@@ -311,4 +314,50 @@ Deno.test("steal: ranks that built different work lists end with exit 2 and what
   const failure = describeFailure(new WorkListMismatchError("rank 1: the ranks built different"));
   assertEquals(failure.code, 2);
   assertMatch(failure.message, /^error: rank 1: the ranks built different/);
+});
+
+Deno.test("steal: a rank takes another file only while it holds less than its limit", async () => {
+  const hand = new InHand(100);
+  await hand.room(); // nothing in hand: at once
+  hand.take("a", 300);
+  let roomy = false;
+  const waited = hand.room().then(() => roomy = true);
+  hand.copied("a", 150);
+  await Promise.resolve();
+  assertEquals([hand.left, roomy], [150, false]);
+  hand.copied("a", 500); // a retry counts again: never past the file's size
+  await waited;
+  assertEquals([hand.left, roomy], [0, true]);
+  hand.take("b", 40);
+  hand.take("c", 70);
+  assertEquals(hand.left, 110);
+  hand.done("c"); // finished (or failed) with bytes not copied: no longer in hand
+  assertEquals(hand.left, 40);
+  await hand.room();
+});
+
+Deno.test("steal: workers take in turn, each after room and the budget check; a file taken is always worked", async () => {
+  const items = [5, 4, 3, 2, 1];
+  const hand = new InHand(2);
+  const worked: number[] = [];
+  let checks = 0;
+  const result = await runWorkers({
+    workers: 3,
+    room: () => hand.room(),
+    take: () => {
+      const item = items.shift() ?? null;
+      if (item !== null) hand.take(String(item), 2);
+      return Promise.resolve(item);
+    },
+    // Out of time once three files are taken: the workers stop taking, finish what they hold.
+    mustStop: () => ++checks > 3,
+    work: async (item) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      worked.push(item);
+      hand.done(String(item));
+    },
+  });
+  assertEquals(result, { stopped: true });
+  assertEquals(worked, [5, 4, 3], "one file in hand at a time, in order, none after the stop");
+  assertEquals(items, [2, 1], "files never taken stay for the next run");
 });
