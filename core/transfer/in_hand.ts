@@ -1,9 +1,9 @@
 /**
  * The bytes a rank has taken and not yet copied. When ranks balance at run time, a file a rank
- * has taken can no longer go to a faster rank, so a rank takes another file only while what it
- * has in hand is too little to keep its buffers busy: with large files it holds about one file
- * (and the next as the first nears its end), with small files many at once, up to
- * `files_in_flight`.
+ * has taken can no longer go to a faster rank, so a rank takes another file only while it holds
+ * less than a bound (the runner's: a `files_in_flight`-th of a fair share of the run, at least
+ * what the rank's buffers hold): with large files it holds one or two at a time, with small
+ * files many, up to `files_in_flight`.
  * @module
  */
 

@@ -159,10 +159,14 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
   if (options.openQueue === undefined) throw new TypeError("runRank: openQueue is needed to copy");
   const queue = options.openQueue(plan.lists);
   if (queue.stealingOff !== null) log.info(`balancing at run time off: ${queue.stealingOff}`);
-  // What a rank holds cannot go to a faster rank: with others to take it, hold little more
-  // than the buffers can work on.
+  // What a rank holds cannot go to a faster rank: with others to take it, a rank holds at most
+  // a files_in_flight-th of a fair share of the run (at least what its buffers hold), so that a
+  // slow rank leaves little behind, while files side by side still fill the MD5 lanes.
+  const runBytes = everyRow.reduce((s, r) => s + r.sizeBytes, 0);
   const inHand = new InHand(
-    queue.stealingOff === null && options.size > 1 ? t.buffers * t.bufferSize : Infinity,
+    queue.stealingOff === null && options.size > 1
+      ? Math.max(t.buffers * t.bufferSize, runBytes / (options.size * t.filesInFlight))
+      : Infinity,
   );
   const hooks = options.hooks;
   let dry = false;
