@@ -48,6 +48,11 @@ export interface TransferSettings {
   logSyncEvery: number;
   /** MD5 implementation: `auto`, `wasm-simd`, `libcrypto` or `node:crypto`. */
   md5Engine: Md5EngineChoice;
+  /**
+   * Balancing at run time: a rank whose share is done takes the files other ranks have not
+   * started yet (default true; false keeps each rank to its own share, as the bench compares).
+   */
+  steal: boolean;
 }
 
 /**
@@ -113,6 +118,7 @@ export const DEFAULT_TRANSFER_SETTINGS: Readonly<TransferSettings> = Object.free
   progressIntervalSeconds: 30,
   logSyncEvery: 16,
   md5Engine: "auto",
+  steal: true,
 });
 
 /** The environment variable the toolbox sets to name the config file. */
@@ -333,6 +339,7 @@ function readTransferSettings(r: KeyReader): TransferSettings {
       ["auto", "wasm-simd", "libcrypto", "node:crypto"],
       d.md5Engine,
     ) as Md5EngineChoice,
+    steal: r.bool("data_transfer.steal", d.steal),
   };
 }
 

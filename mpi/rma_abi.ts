@@ -20,6 +20,10 @@ export interface RmaHandles<H> {
   readonly noOp: H;
   /** `MPI_INFO_NULL` */
   readonly infoNull: H;
+  /** `MPI_ERRORS_RETURN` (set around `MPI_Win_allocate`, so that a failure is an error). */
+  readonly errorsReturn: H;
+  /** `MPI_ERRORS_ARE_FATAL` (the default, set back after `MPI_Win_allocate`). */
+  readonly errorsAreFatal: H;
 }
 
 /** Integer and pointer constants of one ABI. */
@@ -45,6 +49,8 @@ export const MPICH_RMA_HANDLES: RmaHandles<number> = {
   sum: 0x58000003,
   noOp: 0x5800000e,
   infoNull: 0x1c000000,
+  errorsReturn: 0x54000001,
+  errorsAreFatal: 0x54000000,
 };
 
 /** MPICH's constants. */
@@ -64,6 +70,8 @@ export const OPENMPI_RMA_HANDLE_SYMBOLS: RmaHandles<string> = {
   sum: "ompi_mpi_op_sum",
   noOp: "ompi_mpi_op_no_op",
   infoNull: "ompi_mpi_info_null",
+  errorsReturn: "ompi_mpi_errors_return",
+  errorsAreFatal: "ompi_mpi_errors_are_fatal",
 };
 
 /** Open MPI's constants. */
@@ -83,6 +91,7 @@ function rmaSymbolTable<const H extends "i32" | "pointer">(handle: H) {
       parameters: ["i64", "i32", handle, handle, "buffer", "buffer"],
       result: "i32",
     },
+    MPI_Comm_set_errhandler: { parameters: [handle, handle], result: "i32" },
     MPI_Win_lock_all: { parameters: ["i32", handle], result: "i32" },
     MPI_Win_unlock_all: { parameters: [handle], result: "i32" },
     MPI_Win_sync: { parameters: [handle], result: "i32" },
@@ -131,6 +140,8 @@ export interface RawRma<H> {
     basePtr: Buf,
     win: Buf,
   ): number;
+  /** `MPI_Comm_set_errhandler(comm, errhandler)` */
+  MPI_Comm_set_errhandler(comm: H, errhandler: H): number;
   /** `MPI_Win_lock_all(assert, win)` */
   MPI_Win_lock_all(assert: number, win: H): number;
   /** `MPI_Win_unlock_all(win)` */

@@ -69,7 +69,8 @@ export interface RmaBinding {
    * Collective: `MPI_Win_allocate` of `length` int64 per rank on `MPI_COMM_WORLD` (each part
    * rounded up to {@linkcode WINDOW_PART_ALIGNMENT} bytes), each rank's part set to 0, then
    * `MPI_Win_lock_all(MPI_MODE_NOCHECK)` and `MPI_Win_sync`. The caller must pass a barrier
-   * before any rank touches another's part.
+   * before any rank touches another's part. A window the library refuses throws
+   * `MpiCallError` (`MPI_ERRORS_RETURN` is set on `MPI_COMM_WORLD` around the call only).
    */
   allocateInt64(length: number): Int64Window;
   /**
@@ -125,17 +126,29 @@ function bindRma<H>(
       const base = new BigUint64Array(1);
       const handle = new BigUint64Array(1);
       const bytes = Math.ceil((length * 8) / WINDOW_PART_ALIGNMENT) * WINDOW_PART_ALIGNMENT;
+      // A window the library cannot make (Open MPI over TCP between nodes with its default
+      // window component) is an error the caller can recover from, not an abort of the job.
       check(
-        "MPI_Win_allocate",
-        raw.MPI_Win_allocate(
+        "MPI_Comm_set_errhandler",
+        raw.MPI_Comm_set_errhandler(handles.commWorld, handles.errorsReturn),
+      );
+      let code: number;
+      try {
+        code = raw.MPI_Win_allocate(
           BigInt(bytes),
           8,
           handles.infoNull,
           handles.commWorld,
           base,
           handle,
-        ),
-      );
+        );
+      } finally {
+        check(
+          "MPI_Comm_set_errhandler",
+          raw.MPI_Comm_set_errhandler(handles.commWorld, handles.errorsAreFatal),
+        );
+      }
+      check("MPI_Win_allocate", code);
       const win = readWin(handle);
       const local = Deno.UnsafePointer.create(base[0]);
       if (local !== null) {

@@ -58,6 +58,14 @@ dt_run_phase() {
   fi
   if [[ "$mode" == mpi ]]; then
     cmd=("${DT_MPI_LAUNCH[@]}" "${cmd[@]}")
+    # Open MPI 4's default one-sided component (rdma) cannot make a window between nodes over
+    # TCP, so the runner would copy without balancing at run time; its pt2pt component can
+    # (sm within a node, as by default). Set only where the library has pt2pt (not Open MPI 5)
+    # and the site has not chosen; MPICH ignores it.
+    if [[ -z "${OMPI_MCA_osc+x}" ]] && command -v ompi_info >/dev/null 2>&1 &&
+      ompi_info 2>/dev/null | grep -q "MCA osc: pt2pt"; then
+      export OMPI_MCA_osc=sm,pt2pt
+    fi
     # Slurm >= 22.05: srun no longer inherits --cpus-per-task from the allocation.
     if [[ -n "${SLURM_CPUS_PER_TASK:-}" ]]; then export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK; fi
   fi

@@ -1,6 +1,6 @@
 /**
- * Tests of `tools/bench.ts`: `--quick` runs every contender on the three tiny trees for real and
- * writes `bench.json` whose figures agree with each other; the helpers that find the block
+ * Tests of `tools/bench.ts`: `--quick` runs every contender on the three tiny trees, and the
+ * slow-rank scenario, for real and writes `bench.json` whose figures agree with each other; the helpers that find the block
  * device, count path-based calls under strace, find mpiFileUtils and read `dcmp` are checked
  * against the real programs. Nothing here is timed.
  * @module
@@ -119,12 +119,38 @@ Deno.test("bench --quick runs every contender on the three trees and writes benc
       if (name !== "single") assertEquals(t.targets[3].value, pc.perFile);
       assert(text.includes(`## ${name} tree:`), `${name}: table printed`);
     }
-    assertEquals(r.targets.length, 9);
+    // The slow-rank scenario: one round of each variant on the large tree; rank 0's share
+    // and the ratio come from the tool's own run summaries.
+    const slow: Json = r.slowRank;
+    assertEquals(slow.tree, "large");
+    assertEquals(slow.runs.map((x: Json) => x.variant).sort(), ["free", "no-steal", "steal"]);
+    for (const run of slow.runs) {
+      assert(isPositive(run.seconds), `slow rank ${run.variant}: seconds`);
+      assertEquals(run.rankBytes.length, 2);
+      assertEquals(run.fastShare, run.rankBytes[0] / (run.rankBytes[0] + run.rankBytes[1]));
+    }
+    const noSteal = slow.runs.find((x: Json) => x.variant === "no-steal");
+    assertEquals(noSteal.takenFromOthers, 0, "no stealing when it is off");
+    assertEquals(slow.speedup, slow.noStealSeconds / slow.stealSeconds);
+    assertMatch(slow.quota, /cgroup v[12] .*(cpu\.max = 20000 100000|cfs_quota_us 20000)/);
+    assertEquals(slow.targets.map((g: Json) => g.value), [slow.fastShare, slow.speedup]);
+    assert(text.includes("## slow rank: large tree"), "slow rank table printed");
+    assertEquals(r.targets.length, 11);
     if ("missing" in mfu) assert(text.includes(MFU_BUILD_SCRIPT), "how to build mpiFileUtils");
     assert(text.includes("| target |"), "targets printed");
   } finally {
     await Deno.remove(out, { recursive: true });
   }
+});
+
+Deno.test("bench --scenario rejects an unknown part with a one-line usage error", async () => {
+  const run = await runCommandOrFail(
+    Deno.execPath(),
+    ["run", "-A", join(REPO, "tools/bench.ts"), "--scenario", "slow-rank,fast"],
+    { env: cleanEnv(), clearEnv: true },
+  );
+  assertEquals(run.code, 2, run.stderr);
+  assertMatch(run.stderr, /--scenario takes contenders, slow-rank .*"fast"/);
 });
 
 Deno.test("bench --tree rejects an unknown tree with a one-line usage error", async () => {

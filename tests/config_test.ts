@@ -54,8 +54,14 @@ Deno.test("config: data_transfer section overrides defaults", () => {
   const c = parseConfig(
     BASE +
       "data_transfer:\n  verify_mode: md5\n  retries: 0\n  buffer_size: 1MiB\n" +
-      "  buffers: 8\n  md5_engine: wasm-simd\n",
+      "  buffers: 8\n  md5_engine: wasm-simd\n  steal: false\n",
     "/c.yaml",
+  );
+  assertEquals(c.transfer.steal, false);
+  assertEquals(
+    parseConfig(BASE, "/c.yaml").transfer.steal,
+    true,
+    "balancing at run time by default",
   );
   assertEquals(c.transfer.verifyMode, "md5");
   assertEquals(c.warnings, []);
@@ -309,7 +315,7 @@ Deno.test("config: a typo under data_transfer exits 2 naming the key and the nea
 });
 
 const KNOWN = "verify_mode, retries, buffer_size, buffers, files_in_flight, time_margin_seconds, " +
-  "allow_invalid_parquet, progress_interval_seconds, log_sync_every, md5_engine";
+  "allow_invalid_parquet, progress_interval_seconds, log_sync_every, md5_engine, steal";
 
 Deno.test("config: a data_transfer section anywhere but the top level gets a warning", async () => {
   const nested = BASE.replace(

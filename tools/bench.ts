@@ -6,11 +6,14 @@
  * only comparable as ratios of one invocation), with the page cache dropped before each run
  * and a final `sync` inside every timing. For each tree: medians, ratios, device reads per
  * byte, CPU seconds per GiB, the tool's path-based metadata calls per file, and the targets of
- * issue 13; printed and written to `<out>/bench.json`.
+ * issue 13; printed and written to `<out>/bench.json`. Then, on the real-size tree, the
+ * "slow rank" scenario (`bench/slow_rank.ts`): the run with rank 1 of 2 on a fifth of a core,
+ * balancing at run time on and off, and the targets of issue 16.
  *
  * ```sh
- * deno task bench                  # all three trees, 3 rounds
+ * deno task bench                  # all three trees, 3 rounds, and the slow-rank scenario
  * deno task bench --tree large     # one tree again (a comma list picks several)
+ * deno task bench --tree large --scenario slow-rank   # the slow-rank scenario alone
  * deno task bench --quick          # tiny trees, one round, every contender (smoke test)
  * ```
  * @module
@@ -42,8 +45,16 @@ import { coldStart, measure } from "./bench/measure.ts";
 import { findMpiFileUtils, type MpiFileUtils } from "./bench/mpifileutils.ts";
 import { dropCaches, median } from "./bench/proc.ts";
 import { formatTree, type TreeResult } from "./bench/report.ts";
-import { targetsFor } from "./bench/targets.ts";
-import { measurePathCalls, MPIRUN, RANKS, toolRefusal, ToolRefusedError } from "./bench/tool.ts";
+import { slowRankTargets, type Target, targetsFor } from "./bench/targets.ts";
+import { benchSlowRank, formatSlowRank, type SlowRankFigures } from "./bench/slow_rank.ts";
+import {
+  measurePathCalls,
+  MPIRUN,
+  RANKS,
+  TOOL_WARM,
+  toolRefusal,
+  ToolRefusedError,
+} from "./bench/tool.ts";
 import {
   ensureTree,
   type GenPart,
@@ -254,6 +265,47 @@ function order(id: string): number {
   return REPORT_ORDER.indexOf(id as ContenderId);
 }
 
+/** The parts of a benchmark run: the contenders on each tree, the slow-rank scenario. */
+type Scenario = "contenders" | "slow-rank";
+const SCENARIOS: readonly Scenario[] = ["contenders", "slow-rank"];
+
+/** The tree the slow-rank scenario runs on. */
+const SLOW_RANK_TREE: TreeName = "large";
+
+function parseScenarios(value: string | boolean | undefined): Scenario[] {
+  if (value === undefined) return [...SCENARIOS];
+  const names = String(value).split(",").map((s) => s.trim()).filter(Boolean);
+  const bad = names.find((n) => !SCENARIOS.includes(n as Scenario));
+  if (bad !== undefined || names.length === 0) {
+    throw new UsageError(
+      `${NAME}: --scenario takes ${SCENARIOS.join(", ")} or both, got ${
+        JSON.stringify(bad ?? value)
+      }`,
+    );
+  }
+  return SCENARIOS.filter((n) => names.includes(n));
+}
+
+/** The slow-rank scenario on its tree, with its targets. */
+async function benchSlowRankTree(
+  ctx: Context,
+): Promise<SlowRankFigures & { tree: TreeName; targets: Target[] }> {
+  const { spec } = TREES[ctx.quick ? "quick" : "full"][SLOW_RANK_TREE];
+  const tree = await ensureTree(join(ctx.out, "trees", SLOW_RANK_TREE), spec, false);
+  log(
+    `slow rank: ${SLOW_RANK_TREE} tree (${tree.files.length} files, ${formatBytes(tree.bytes)}), ` +
+      `rank 1 of ${RANKS} on a fifth of a core, stealing on and off`,
+  );
+  const figures = await benchSlowRank(
+    tree,
+    join(ctx.work, "slow-rank"),
+    ctx.rounds,
+    log,
+    () => ctx.dropNote === null ? coldStart(TOOL_WARM) : Promise.resolve(),
+  );
+  return { tree: SLOW_RANK_TREE, ...figures, targets: slowRankTargets(SLOW_RANK_TREE, figures) };
+}
+
 function parseTrees(value: string | boolean | undefined): TreeName[] {
   if (value === undefined) return [...TREE_NAMES];
   const names = String(value).split(",").map((s) => s.trim()).filter(Boolean);
@@ -286,6 +338,12 @@ async function main(): Promise<number> {
         value: "PREFIX",
         help: "look for dcp and dcmp only in PREFIX/bin (default PATH, then /opt/mfu/bin)",
       },
+      scenario: {
+        type: "string",
+        value: "S[,S]",
+        help: `parts to run: ${SCENARIOS.join(", ")} (default both; slow-rank runs on the ` +
+          `${SLOW_RANK_TREE} tree)`,
+      },
       regen: { type: "boolean", help: "regenerate the trees even when they can be reused" },
       "no-drop-cache": { type: "boolean", help: "do not drop the page cache between runs" },
     },
@@ -296,7 +354,8 @@ async function main(): Promise<number> {
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
     throw new UsageError(`${NAME}: --rounds must be a whole number from 1 to 20`);
   }
-  const trees = parseTrees(v.tree);
+  const scenarios = parseScenarios(v.scenario);
+  const trees = scenarios.includes("contenders") ? parseTrees(v.tree) : [];
   const out = typeof v.out === "string" ? v.out : join(REPO, "bench_out");
   const work = join(out, "work");
   await rm(work);
@@ -331,6 +390,9 @@ async function main(): Promise<number> {
   const ctx: Context = { quick, rounds, regen: v.regen === true, out, work, device, dropNote, mfu };
   const results: Partial<Record<TreeName, TreeResult>> = {};
   for (const name of trees) results[name] = await benchTree(name, ctx);
+  const slowRank = scenarios.includes("slow-rank") && parseTrees(v.tree).includes(SLOW_RANK_TREE)
+    ? await benchSlowRankTree(ctx)
+    : null;
   await rm(work);
 
   const result = {
@@ -354,11 +416,13 @@ async function main(): Promise<number> {
       mpiFileUtilsNote: "missing" in mfu ? mfu.missing : null,
     },
     results,
-    targets: Object.values(results).flatMap((r) => r.targets),
+    slowRank,
+    targets: [...Object.values(results).flatMap((r) => r.targets), ...(slowRank?.targets ?? [])],
   };
   const jsonPath = join(out, "bench.json");
   await Deno.writeTextFile(jsonPath, JSON.stringify(result, null, 2) + "\n");
   const text = Object.values(results).map((r) => formatTree(r, rounds));
+  if (slowRank !== null) text.push(formatSlowRank(slowRank, slowRank.targets, rounds));
   console.log(text.join("\n\n"));
   console.log(
     `\nbench: reads/byte: from /proc/diskstats of the device, any process (least over the ` +

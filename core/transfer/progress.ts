@@ -1,7 +1,7 @@
 /**
  * Progress across ranks without extra MPI traffic: each rank keeps a small JSON snapshot in the
- * tool's `logs/` folder (`rank_progress.ts`); rank 0 adds them up into one line
- * (`progress_display.ts`). This module is the snapshot's format, its file and the line.
+ * tool's `logs/` folder (`rank_progress.ts`) with what it did and the run's totals; rank 0 adds
+ * up what the ranks did into one line (`progress_display.ts`). This module is the snapshot's format, its file and the line.
  * @module
  */
 
@@ -16,11 +16,14 @@ export const SNAPSHOT_INTERVAL_MS = 1000;
 export interface RankProgress {
   /** The rank. */
   rank: number;
-  /** Files this rank has to do in this run. */
+  /**
+   * Files of the whole run, over all ranks (the same in every rank's snapshot: ranks take
+   * files from each other's shares, so no rank's own total is known in advance).
+   */
   filesTotal: number;
-  /** Bytes this rank has to do in this run. */
+  /** Bytes of the whole run, over all ranks (the same in every rank's snapshot). */
   bytesTotal: number;
-  /** Files finished (verified or failed). */
+  /** Files this rank finished (verified or failed), its own and those it took over. */
   filesDone: number;
   /**
    * Bytes of the finished files, plus the bytes already copied of the files in flight (each
@@ -104,13 +107,16 @@ export function formatDuration(seconds: number): string {
     : `${r}s`;
 }
 
-/** One progress line from all ranks' snapshots. */
+/**
+ * One progress line from the ranks' snapshots: what they did, added up, out of the run's
+ * totals (which every snapshot carries).
+ */
 export function progressLine(all: RankProgress[], nowMs: number): string {
   const sum = (f: (p: RankProgress) => number) => all.reduce((s, p) => s + f(p), 0);
   const files = sum((p) => p.filesDone);
-  const filesTotal = sum((p) => p.filesTotal);
+  const filesTotal = Math.max(files, ...all.map((p) => p.filesTotal));
   const bytes = sum((p) => p.bytesDone);
-  const bytesTotal = sum((p) => p.bytesTotal);
+  const bytesTotal = Math.max(bytes, ...all.map((p) => p.bytesTotal));
   const start = Math.min(...all.map((p) => p.startedMs));
   const secs = (nowMs - start) / 1000;
   const rate = secs > 0 ? bytes / secs : 0;

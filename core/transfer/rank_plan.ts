@@ -1,5 +1,5 @@
 /**
- * What is left for this rank: the schedule's rows that no verification log shows verified,
+ * What is left for each rank: the schedule's rows that no verification log shows verified,
  * balanced by bytes over the current world with the schedule's own algorithm (so a re-run with
  * another number of ranks is fine), after checking that no row reads or writes outside the
  * configured folders.
@@ -43,9 +43,14 @@ export function checkRowRoots(config: Config, row: ScheduleRow, where: string): 
   }
 }
 
-/** This rank's work for a run: the rows not yet verified, balanced over `size` ranks. */
+/** The work of a run: the rows not yet verified, balanced over `size` ranks. */
 export interface RankPlan {
-  /** Rows of this rank, largest first. */
+  /**
+   * Every rank's list, in rank order, each largest first: the same on every rank (the shared
+   * work queue checks it), each rank starting on its own.
+   */
+  lists: ScheduleRow[][];
+  /** Rows of this rank, largest first (`lists[rank]`). */
   mine: ScheduleRow[];
   /** Rows of the schedule already verified. */
   verified: number;
@@ -53,14 +58,20 @@ export interface RankPlan {
   all: ScheduleRow[];
 }
 
-/** Loads the schedule and the logs and returns this rank's share of what is left. */
+/** Largest first, then by source path: the order each rank works its list in. */
+function largestFirst(a: ScheduleRow, b: ScheduleRow): number {
+  return b.sizeBytes - a.sizeBytes || (a.srcPath < b.srcPath ? -1 : a.srcPath > b.srcPath ? 1 : 0);
+}
+
+/** Loads the schedule and the logs and returns every rank's share of what is left. */
 export async function planRank(config: Config, rank: number, size: number): Promise<RankPlan> {
   const paths = toolPaths(config);
   const all = await readSchedule(paths.schedule);
   all.forEach((row, i) => checkRowRoots(config, row, `${paths.schedule} row ${i + 2}`));
   const state = await readVerificationLogs(paths.verification);
   const left = all.filter((r) => state.byDst.get(r.dstPath)?.status !== "verified");
-  const mine = balanceRows(left, size).filter((r) => r.rank === rank);
-  mine.sort((a, b) => b.sizeBytes - a.sizeBytes || (a.srcPath < b.srcPath ? -1 : 1));
-  return { mine, verified: all.length - left.length, all };
+  const lists: ScheduleRow[][] = Array.from({ length: size }, () => []);
+  for (const row of balanceRows(left, size)) lists[row.rank].push(row);
+  for (const list of lists) list.sort(largestFirst);
+  return { lists, mine: lists[rank], verified: all.length - left.length, all };
 }

@@ -29,8 +29,8 @@ export class ProgressRecorder {
   #failedToWrite = false;
 
   /**
-   * Starts counting for `rank`, which has `filesTotal` files of `bytesTotal` bytes to do from
-   * `startedMs`; `log` receives a line if a snapshot cannot be written.
+   * Starts counting for `rank` from `startedMs`, in a run of `filesTotal` files of `bytesTotal`
+   * bytes over all ranks; `log` receives a line if a snapshot cannot be written.
    */
   constructor(
     logs: string,

@@ -1,7 +1,9 @@
 /**
  * The run phase on one rank: its share of what is left (`rank_plan.ts`), leftover temporaries
- * of dead writers removed, then the worker loop copies its files (`transfer_file.ts`) until
- * done or out of time, each result appended to the rank's verification log.
+ * of dead writers removed, then the worker loop copies the files the run's queue hands it
+ * (`run_queue.ts`: its own share, then files other ranks have not started) with
+ * `transfer_file.ts` until none is left or the time is out, each result appended to the rank's
+ * verification log; then it waits for the other ranks and releases the queue.
  * @module
  */
 
@@ -13,7 +15,9 @@ import type { Md5Engine } from "../md5/engine.ts";
 import type { ScheduleRow } from "../plan/plan_table.ts";
 import { VerificationLog } from "../records/verification_log.ts";
 import type { VerificationRecord } from "../records/verification_log.ts";
+import { InHand } from "./in_hand.ts";
 import { planRank } from "./rank_plan.ts";
+import type { RunQueue } from "./run_queue.ts";
 import { ProgressRecorder } from "./rank_progress.ts";
 import type { RunLog } from "./run_log.ts";
 import type { RankReport } from "./run_summary.ts";
@@ -51,8 +55,14 @@ export interface RunRankOptions {
   /** Epoch ms now (for tests). */
   now?: () => number;
   /**
-   * Resolves once every rank has called it: after the leftover temporaries are swept, before
-   * any copy starts, so that no sweep ever sees a temporary of this run.
+   * Opens the queue the rank's workers take from, over every rank's list (collective under
+   * MPI). Needed to copy; a dry run has no use for it.
+   */
+  openQueue?: (lists: ScheduleRow[][]) => RunQueue;
+  /**
+   * Resolves once every rank has called it, without spinning. Called after the leftover
+   * temporaries are swept, before any copy starts (so that no sweep ever sees a temporary of
+   * this run), and once the rank has nothing left to take, before the queue is released.
    */
   barrier?: () => Promise<void>;
 }
@@ -79,6 +89,7 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
     elapsedMs: 0,
     readsPerByte: 0,
     temporariesRemoved: 0,
+    takenFromOthers: 0,
   };
   if (options.dryRun) {
     for (const r of plan.mine) {
@@ -110,10 +121,11 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
       await Promise.all(folders.map(syncDirectory));
     },
   );
+  const everyRow = plan.lists.flat();
   const progress = new ProgressRecorder(paths.logs, {
     rank: options.rank,
-    filesTotal: plan.mine.length,
-    bytesTotal: plan.mine.reduce((s, r) => s + r.sizeBytes, 0),
+    filesTotal: everyRow.length,
+    bytesTotal: everyRow.reduce((s, r) => s + r.sizeBytes, 0),
     startedMs: started,
   }, log.info);
   await progress.start();
@@ -144,26 +156,60 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
     unsyncedFolders,
     beforeReadBack: options.hooks?.beforeReadBack,
   });
+  if (options.openQueue === undefined) throw new TypeError("runRank: openQueue is needed to copy");
+  const queue = options.openQueue(plan.lists);
+  if (queue.stealingOff !== null) log.info(`balancing at run time off: ${queue.stealingOff}`);
+  // What a rank holds cannot go to a faster rank: with others to take it, a rank holds at most
+  // a files_in_flight-th of a fair share of the run (at least what its buffers hold), so that a
+  // slow rank leaves little behind, while files side by side still fill the MD5 lanes.
+  const runBytes = everyRow.reduce((s, r) => s + r.sizeBytes, 0);
+  const inHand = new InHand(
+    queue.stealingOff === null && options.size > 1
+      ? Math.max(t.buffers * t.bufferSize, runBytes / (options.size * t.filesInFlight))
+      : Infinity,
+  );
+  const hooks = options.hooks;
+  let dry = false;
   try {
     const loop = await runWorkers({
-      queue: plan.mine.slice(),
+      room: () => inHand.room(),
+      take: async () => {
+        const taken = await queue.take();
+        if (taken !== null) inHand.take(taken.item.dstPath, taken.item.sizeBytes);
+        if (taken === null && !dry) {
+          dry = true;
+          await hooks?.queueDry?.();
+        }
+        return taken;
+      },
       workers: t.filesInFlight,
-      beforeItem: options.hooks?.beforeFile,
+      beforeTake: hooks?.beforeTake,
+      beforeItem: (taken) => hooks?.beforeFile?.(taken.item, taken.from),
       mustStop: () => outOfTime(options.deadline, t.timeMarginSeconds, now()),
-      onStop: (left) =>
+      onStop: () =>
         log.notice(
           `time budget: less than ${t.timeMarginSeconds}s left (${options.deadline.source}); ` +
-            `stopping with ${left} files left for the next job`,
+            `stopping: the files not started are left for the next job`,
         ),
-      work: async (row) => {
+      work: async ({ item: row, from }) => {
+        if (from !== options.rank) {
+          report.takenFromOthers++;
+          log.info(`took ${row.dstPath} from rank ${from}`);
+        }
         const file = progress.begin(row.sizeBytes);
-        const { record, bytesRead } = await transferFile(row, context, file.add);
-        readBytes += bytesRead;
-        await finish(row, record);
-        file.end(record.status !== "verified");
+        try {
+          const { record, bytesRead } = await transferFile(row, context, (bytes) => {
+            file.add(bytes);
+            inHand.copied(row.dstPath, bytes);
+          });
+          readBytes += bytesRead;
+          await finish(row, record);
+          file.end(record.status !== "verified");
+        } finally {
+          inHand.done(row.dstPath);
+        }
       },
     });
-    report.left = loop.left;
     report.stoppedForTime = loop.stopped;
   } finally {
     try {
@@ -174,6 +220,11 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
     }
   }
   report.elapsedMs = now() - started;
+  // Done here: wait for the ranks still copying without taking a core from them (they may
+  // still take from this rank's list), then count what nobody took and release the queue.
+  await options.barrier?.();
+  report.left = await queue.left();
+  queue.free();
   report.readsPerByte = report.bytes > 0 ? readBytes / report.bytes : 0;
   return report;
 }

@@ -21,7 +21,7 @@ export interface RunFailure {
 export interface RankReport {
   /** The rank. */
   rank: number;
-  /** Files assigned to this rank in this run (not verified before). */
+  /** Files of this rank's own list in this run (not verified before). */
   assigned: number;
   /** Files copied and verified in this run. */
   done: number;
@@ -31,10 +31,12 @@ export interface RankReport {
   skipped: number;
   /** Files that failed, with their reasons. */
   failed: RunFailure[];
-  /** Files not started because the time budget ran out. */
+  /** Files of this rank's own list that no rank started (the time budget ran out). */
   left: number;
-  /** Bytes copied and verified. */
+  /** Bytes this rank copied and verified (its own files and those it took from others). */
   bytes: number;
+  /** Files this rank took from another rank's list (balancing at run time). */
+  takenFromOthers: number;
   /** MD5 of each verified file: `[dst_path, md5]`. */
   md5: Array<[string, string]>;
   /** True when the rank stopped taking files for the time budget. */
@@ -73,16 +75,29 @@ export interface RunSummary {
   bytesPerSecond: number;
   /** Storage reads per byte copied, over all ranks. */
   readsPerByte: number;
-  /** Any rank stopped for the time budget. */
+  /** A rank stopped for the time budget and files are left for the next job. */
   stoppedForTime: boolean;
+  /** True when ranks took over files of slower ranks' lists (balancing at run time). */
+  stealing: boolean;
+  /** Why balancing at run time was off, or `null` when it was on. */
+  stealingOff: string | null;
+  /** Files taken from another rank's list, over all ranks. */
+  takenFromOthers: number;
   /** Every failure with its reason. */
   failures: RunFailure[];
   /** Per-rank figures. */
   ranks: Array<Omit<RankReport, "md5" | "failed">>;
 }
 
-/** Combines the ranks' reports (rank order) into the run summary. */
-export function summarize(reports: RankReport[], scheduled: number): RunSummary {
+/**
+ * Combines the ranks' reports (rank order) into the run summary; `stealingOff` says why the run
+ * did not balance at run time (`null`: it did).
+ */
+export function summarize(
+  reports: RankReport[],
+  scheduled: number,
+  stealingOff: string | null,
+): RunSummary {
   const sum = (f: (r: RankReport) => number) => reports.reduce((s, r) => s + f(r), 0);
   const seconds = Math.max(...reports.map((r) => r.elapsedMs)) / 1000;
   const bytes = sum((r) => r.bytes);
@@ -99,7 +114,10 @@ export function summarize(reports: RankReport[], scheduled: number): RunSummary 
     seconds,
     bytesPerSecond: seconds > 0 ? bytes / seconds : 0,
     readsPerByte: bytes > 0 ? sum((r) => r.readsPerByte * r.bytes) / bytes : 0,
-    stoppedForTime: reports.some((r) => r.stoppedForTime),
+    stoppedForTime: reports.some((r) => r.stoppedForTime) && sum((r) => r.left) > 0,
+    stealing: stealingOff === null,
+    stealingOff,
+    takenFromOthers: sum((r) => r.takenFromOthers),
     failures: reports.flatMap((r) => r.failed),
     ranks: reports.map(({ md5: _m, failed: _f, ...rest }) => rest),
   };
@@ -113,6 +131,13 @@ export function summaryLines(s: RunSummary, path: string): string[] {
     `${formatBytes(s.bytes)} in ${formatDuration(s.seconds)} ` +
     `(${formatBytes(s.bytesPerSecond)}/s, ${s.readsPerByte.toFixed(2)} reads per byte)`,
   ];
+  if (s.stealing && s.size > 1) {
+    const moved = s.ranks.map((r) => formatBytes(r.bytes)).join(", ");
+    lines.push(
+      `run: ${s.takenFromOthers} files taken over from other ranks' shares; ` +
+        `bytes moved by rank: ${moved}`,
+    );
+  }
   if (s.stoppedForTime) {
     lines.push(`run: stopped for the time budget; ${s.left} files left for the next job`);
   }

@@ -3,12 +3,13 @@
  * `mpirun`/`srun` or as one process.
  *
  * Rank 0 takes the run lock of the tool folder for the whole job (`run_lock.ts`); each rank
- * copies its share (`run_rank.ts`) and writes its log; rank 0 shows the progress of all ranks.
- * A rank that has finished its share waits for the others on a nonblocking barrier, sleeping
- * between tests, so that it leaves its core to the ranks still copying (MPICH and Open MPI spin
- * inside a blocking collective); the ranks then meet in the gather of their reports, which
- * rank 0 sums up, prints and writes to `run_summary.json`. The barrier after the sweep of
- * leftover temporaries waits the same way.
+ * copies its share and then takes over files other ranks have not started (`run_rank.ts`,
+ * `run_queue.ts`), and writes its log; rank 0 shows the progress of all ranks. A rank with
+ * nothing left to take waits for the others on a nonblocking barrier, sleeping between tests,
+ * so that it leaves its core to the ranks still copying (MPICH and Open MPI spin inside a
+ * blocking collective, and inside `MPI_Win_free`); the ranks then meet in the gather of their
+ * reports, which rank 0 sums up, prints and writes to `run_summary.json`. The barrier after the
+ * sweep of leftover temporaries waits the same way.
  * @module
  */
 
@@ -22,6 +23,7 @@ import { readCheckpoint, requireSteps } from "../records/checkpoint.ts";
 import { ProgressDisplay, progressStyle } from "./progress_display.ts";
 import { formatBytes } from "../cli.ts";
 import { runRank, type RunRankOptions } from "./run_rank.ts";
+import { openRunQueue, STEAL_OFF_BY_CONFIG } from "./run_queue.ts";
 import { acquireRunLock, RunInProgressError, type RunLock } from "./run_lock.ts";
 import { RankLog, rankLogPath } from "./run_log.ts";
 import { type RankReport, summarize, summaryLines } from "./run_summary.ts";
@@ -160,26 +162,39 @@ async function copyAndReport(
     }).start()
     : null;
   let report: RankReport;
+  let stealingOff: string | null = null;
   try {
-    report = await runRank(config, { ...rank, barrier: () => comm.ibarrier().wait() });
+    report = await runRank(config, {
+      ...rank,
+      barrier: () => comm.ibarrier().wait(),
+      openQueue: (lists) => {
+        const queue = openRunQueue(comm, lists, config.transfer.steal);
+        stealingOff = queue.stealingOff;
+        if (comm.rank === 0 && stealingOff !== null && stealingOff !== STEAL_OFF_BY_CONFIG) {
+          console.error(`warning: run: balancing at run time is off: ${stealingOff}`);
+        }
+        return queue;
+      },
+    });
     rank.log.info(
       `end: ${report.done} copied, ${report.existing} found published, ${report.failed.length} ` +
-        `failed, ${report.left} left, ${formatBytes(report.bytes)}`,
+        `failed, ${report.takenFromOthers} taken from other ranks, ${report.left} of its own ` +
+        `left, ${formatBytes(report.bytes)}`,
     );
-    // Done here: wait for the ranks still copying without taking a core from them.
-    await comm.ibarrier().wait();
   } finally {
     display?.stop();
   }
+  // Every rank has passed the barrier that ends runRank: these collectives do not wait long.
   const reports = comm.gatherObject(report, 0);
   const failed = comm.allreduce(report.failed.length, "sum");
-  const stopped = comm.allreduce(report.stoppedForTime ? 1 : 0, "max");
+  const left = comm.allreduce(report.left, "sum");
+  const stopped = comm.allreduce(report.stoppedForTime ? 1 : 0, "max") > 0 && left > 0;
   if (reports !== null) {
     const scheduled = report.skipped + reports.reduce((n, r) => n + r.assigned, 0);
-    const s = summarize(reports, scheduled);
+    const s = summarize(reports, scheduled, stealingOff);
     await writeFileAtomic(paths.runSummary, JSON.stringify(s, null, 2) + "\n");
     for (const f of s.failures) console.error(`failed: ${f.srcPath} -> ${f.dstPath}: ${f.reason}`);
     for (const line of summaryLines(s, paths.runSummary)) console.log(line);
   }
-  return failed > 0 ? ExitCode.Failures : stopped > 0 ? ExitCode.TimeBudget : ExitCode.Ok;
+  return failed > 0 ? ExitCode.Failures : stopped ? ExitCode.TimeBudget : ExitCode.Ok;
 }

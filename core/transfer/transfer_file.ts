@@ -42,8 +42,15 @@ export type BeforeReadBackHook = (
 
 /** Test-only hooks of a run (the test driver `tests/fixtures/run_driver.ts` sets them). */
 export interface RunnerHooks {
-  /** Runs when a file is taken, before it starts (a driver pauses a rank with it). */
-  beforeFile?: (row: ScheduleRow) => Promise<void> | void;
+  /** Runs before a worker asks the queue for a file, before the time-budget check. */
+  beforeTake?: () => Promise<void> | void;
+  /**
+   * Runs when a file is taken, before it starts, with the rank whose list it came from (a
+   * driver pauses a rank with it).
+   */
+  beforeFile?: (row: ScheduleRow, from: number) => Promise<void> | void;
+  /** Runs once, when the queue first has no file left for this rank. */
+  queueDry?: () => Promise<void> | void;
   /** See {@linkcode BeforeReadBackHook}. */
   beforeReadBack?: BeforeReadBackHook;
 }

@@ -21,6 +21,7 @@
 
 import { createHash } from "node:crypto";
 import type { Comm, Counters, CountersOptions } from "../../mpi/mod.ts";
+import { UserError } from "../errors.ts";
 
 /** What {@linkcode WorkQueue.open} needs to know about an item. */
 export interface WorkQueueOptions<T> extends CountersOptions {
@@ -40,14 +41,12 @@ export interface Taken<T> {
   readonly index: number;
 }
 
-/** The ranks did not build the same lists, so the queue could hand a file out twice. */
-export class WorkListMismatchError extends Error {
-  /** Creates the error with its message. */
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
+/**
+ * The ranks did not build the same lists, so the queue could hand a file out twice: the ranks
+ * read different schedules or logs (another run or phase writing them). Exit code 2: the run
+ * copies nothing and says to run again once the other writer has ended.
+ */
+export class WorkListMismatchError extends UserError {}
 
 /** How much of one rank's list is left. */
 export interface Left {
@@ -189,6 +188,16 @@ export class WorkQueue<T> {
     if (index < list.length) return { item: list[index], from: rank, index };
     this.#exhausted[rank] = true;
     return null;
+  }
+
+  /**
+   * Items of this rank's own list not handed out yet (one atomic read of its counter): once
+   * every rank has stopped taking, the items that stay for the next run.
+   */
+  async left(): Promise<number> {
+    if (this.#freed) throw new Error("work queue used after free(): open a new one");
+    const next = await this.#counters.read(this.rank, 0);
+    return Math.max(0, this.#lists[this.rank].length - next);
   }
 
   /**

@@ -115,10 +115,15 @@ export function formatTree(r: TreeResult, rounds: number): string {
       ) => [n, String(c.run), String(c.idle), fmt(c.perFile)]),
     ),
     "",
-    ...table(
-      ["target", "wanted", "measured", "met"],
-      r.targets.map((t) => [t.name, t.wanted, fmt(t.value), t.met ? "yes" : "NO"]),
-    ),
+    ...targetTable(r.targets),
   );
   return lines.join("\n");
+}
+
+/** The targets as a Markdown table: what, wanted, measured, met. */
+export function targetTable(targets: readonly Target[]): string[] {
+  return table(
+    ["target", "wanted", "measured", "met"],
+    targets.map((t) => [t.name, t.wanted, fmt(t.value), t.met ? "yes" : "NO"]),
+  );
 }

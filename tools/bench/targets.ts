@@ -2,12 +2,14 @@
  * The targets of issue 13, evaluated on one tree's figures: `md5` mode within 1.3x of
  * `cp -r && sync`, device reads per byte between 1.9 and 2.2, at most 2.5 CPU s/GiB and at most
  * 8 path-based metadata calls per file on the small-file and real-size trees; within 1.3x of
- * `md5sum` on the single large file.
+ * `md5sum` on the single large file. And those of issue 16 on the slow-rank scenario: the fast
+ * rank moves at least 70% of the bytes, in at most half the time of the run without stealing.
  * @module
  */
 
 import type { ContenderFigures } from "./figures.ts";
 import type { PathCalls } from "./path_calls.ts";
+import type { SlowRankFigures } from "./slow_rank.ts";
 import type { TreeName } from "./tree.ts";
 
 /** One target and whether this run met it. */
@@ -76,6 +78,26 @@ export function targetsFor(tree: TreeName, f: TreeFigures): Target[] {
       "<= 8",
       f.pathCalls.perFile,
       (v) => v <= 8,
+    ),
+  ];
+}
+
+/** Evaluates the targets of the slow-rank scenario, run on `tree`. */
+export function slowRankTargets(tree: TreeName, f: SlowRankFigures): Target[] {
+  return [
+    target(
+      tree,
+      "slow rank: share of the bytes the fast rank moved, stealing on",
+      ">= 0.70",
+      f.fastShare,
+      (v) => v >= 0.7,
+    ),
+    target(
+      tree,
+      "slow rank: wall time without stealing / with stealing",
+      ">= 2.0",
+      f.speedup,
+      (v) => v >= 2,
     ),
   ];
 }
