@@ -33,7 +33,7 @@ import { readSchedule } from "../core/plan/plan_table.ts";
 import type { ScheduleRow } from "../core/plan/plan_table.ts";
 import { parseTemporaryName } from "../core/layout.ts";
 import { currentToken, parseToken } from "../core/transfer/temporaries.ts";
-import { shellQuote } from "../core/slurm/submit.ts";
+import { shellQuote } from "../core/shell_quote.ts";
 import type { RankProgress } from "../core/transfer/progress.ts";
 import type { RunSummary } from "../core/transfer/run_summary.ts";
 

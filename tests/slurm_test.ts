@@ -18,18 +18,17 @@ import { type LocalSlurm, startLocalSlurm } from "./support/local_slurm.ts";
 import { slurmCommand, waitForJob } from "./support/slurm_job.ts";
 import type { JobState } from "./support/slurm_job.ts";
 import { loadConfig } from "../core/config.ts";
+import { shellQuote } from "../core/shell_quote.ts";
+import { formatDryRun } from "../core/slurm/dry_run.ts";
 import {
   appendJobHistory,
-  formatDryRun,
   JOB_HISTORY_COLUMNS,
-  parseSbatchTime,
-  planSubmission,
   readJobHistory,
-  readSiteSettings,
-  shellQuote,
-  submitChain,
-} from "../core/slurm/submit.ts";
-import type { SiteSettings } from "../core/slurm/submit.ts";
+} from "../core/slurm/job_history.ts";
+import { readSiteSettings } from "../core/slurm/site_settings.ts";
+import type { SiteSettings } from "../core/slurm/site_settings.ts";
+import { submitChain } from "../core/slurm/submit.ts";
+import { parseSbatchTime, planSubmission } from "../core/slurm/submit_plan.ts";
 import { runCommandOrFail } from "./support/command.ts";
 import { RUN_DRIVER } from "./support/run_gate.ts";
 
