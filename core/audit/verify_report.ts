@@ -20,7 +20,7 @@ export interface ReportSink {
 }
 
 /** The process's stdout and stderr. */
-export const CONSOLE_SINK: ReportSink = {
+const CONSOLE_SINK: ReportSink = {
   out: (line) => console.log(line),
   err: (line) => console.error(line),
 };
