@@ -5,7 +5,7 @@
  * @module
  */
 
-import { formatBytes } from "../cli.ts";
+import { formatBytes } from "../format.ts";
 import { formatDuration } from "../transfer/progress.ts";
 import { ExitCode } from "../exit_codes.ts";
 import type { PendingFile, Tally, VerifyTransferResult } from "./verify.ts";
