@@ -177,7 +177,7 @@ export interface VerificationState {
 }
 
 /** The latest record of each status for one destination (ties: the later file, then line). */
-export interface RecordsOfOne {
+interface RecordsOfOne {
   /** Latest `verified` record. */
   verified?: VerificationRecord;
   /** Latest `failed` record. */
