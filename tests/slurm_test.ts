@@ -38,17 +38,15 @@ import { RUN_DRIVER } from "./support/run_gate.ts";
 
 const slurm = lazyLocalSlurm();
 
+/** `deno run -A phases/submit.ts ARGS` in a clean environment plus `env` (no cluster needed). */
+function submitOffline(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  return cleanCommand(Deno.execPath(), ["run", "-A", join(REPO, "phases/submit.ts"), ...args], env);
+}
+
 /** `deno run -A phases/submit.ts ARGS` with the cluster's SLURM_CONF. */
 async function submit(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
   const c = await slurm();
-  return await cleanCommand(
-    Deno.execPath(),
-    ["run", "-A", join(REPO, "phases/submit.ts"), ...args],
-    {
-      ...c.env,
-      ...env,
-    },
-  );
+  return await submitOffline(args, { ...c.env, ...env });
 }
 
 async function waitAll(ids: Map<string, string>): Promise<Map<string, JobState>> {
@@ -477,16 +475,10 @@ const SITE: SiteSettings = {
 Deno.test("slurm: --dry-run prints a runnable chain; resets and skips follow the checkpoint", async () => {
   const ws = await tree({ partitions: 1, workersPerNode: 2 });
   await setNumWorkers(ws, 3);
-  const dry = await cleanCommand(Deno.execPath(), [
-    "run",
-    "-A",
-    join(REPO, "phases/submit.ts"),
-    "--config",
-    ws.configPath,
-    "--dry-run",
-    "--worker-time",
-    "1-00:00:00",
-  ], { DT_SITE: `${REPO}/slurm/site.sh` });
+  const dry = await submitOffline(
+    ["--config", ws.configPath, "--dry-run", "--worker-time", "1-00:00:00"],
+    { DT_SITE: `${REPO}/slurm/site.sh` },
+  );
   assertEquals(dry.code, 0, dry.stderr);
   const lines = dry.stdout.trimEnd().split("\n");
   const o = `${ws.tool}/logs/slurm`;
@@ -616,16 +608,7 @@ Deno.test("slurm: --dry-run prints a runnable chain; resets and skips follow the
   assertEquals(parseSbatchTime("90"), 5400);
   assertEquals(parseSbatchTime("1-2"), 93600);
   assertEquals(parseSbatchTime("90s"), null);
-  const bad = await cleanCommand(Deno.execPath(), [
-    "run",
-    "-A",
-    join(REPO, "phases/submit.ts"),
-    "--config",
-    ws.configPath,
-    "--dry-run",
-    "--worker-time",
-    "3h",
-  ], {});
+  const bad = await submitOffline(["--config", ws.configPath, "--dry-run", "--worker-time", "3h"]);
   assertEquals(bad.code, 2);
   assertMatch(bad.stderr, /worker time "3h" is not an sbatch time limit/);
   await Deno.remove(ws.dir, { recursive: true });
