@@ -29,6 +29,7 @@ import {
 import type { JobState } from "./support/slurm_job.ts";
 import type { CommandResult } from "./support/command.ts";
 import { countRowsWithDuckdb } from "./support/parquet_readers.ts";
+import { makeGate, openGate, RUN_DRIVER, waitPaused } from "./support/run_gate.ts";
 import { readSchedule } from "../core/plan/plan_table.ts";
 import type { ScheduleRow } from "../core/plan/plan_table.ts";
 import { parseTemporaryName } from "../core/layout.ts";
@@ -197,10 +198,15 @@ for (const [impl, plugin] of [["MPICH", "pmi2"], ["Open MPI", "pmix"]] as const)
       });
     }
     const site = join(ws.dir, "site.sh");
+    const gate = await makeGate();
     await Deno.writeTextFile(
       site,
       `DT_SBATCH_ARGS=(--partition=${c.partition})\nDT_DENO=${shellQuote(Deno.execPath())}\n` +
-        `DT_MPI_LAUNCH=(srun --mpi=${plugin})\nDT_WORKER_TIME=10\n`,
+        `DT_MPI_LAUNCH=(srun --mpi=${plugin})\nDT_WORKER_TIME=10\n` +
+        // The worker runs the test driver: every rank pauses at the gate before its second
+        // file, so that rank 0 shows progress lines while all 4 ranks are mid-run.
+        `DT_RUN_ENTRY=(${shellQuote(join(REPO, RUN_DRIVER))} --gate ${shellQuote(gate)} ` +
+        `--pause-after 1)\n`,
     );
     // Nothing starts before the worker is held: the chain waits for a held job.
     const blocker = await sbatch(c.env, ["--hold", "--output=/dev/null", "--wrap", "true"], {
@@ -210,8 +216,6 @@ for (const [impl, plugin] of [["MPICH", "pmi2"], ["Open MPI", "pmix"]] as const)
     let released = false;
     const writers: Writer[] = [];
     try {
-      // Each rank waits 1.5 s before each of its 4 files: rank 0 reads the snapshots of
-      // every rank for several seconds after all of them wrote their first one.
       const r = await cleanCommand(Deno.execPath(), [
         "run",
         "-A",
@@ -220,7 +224,7 @@ for (const [impl, plugin] of [["MPICH", "pmi2"], ["Open MPI", "pmix"]] as const)
         ws.configPath,
         "--after",
         blocker,
-      ], { ...c.env, DT_SITE: site, DT_TEST_SLOW_MS: "1500" });
+      ], { ...c.env, DT_SITE: site });
       assertEquals(r.code, 0, r.stdout + r.stderr);
       const ids = submittedJobIds(r.stdout);
       assertEquals([...ids.keys()], ["filter", "scheduler", "worker 1/1", "verifier"]);
@@ -273,6 +277,18 @@ for (const [impl, plugin] of [["MPICH", "pmi2"], ["Open MPI", "pmix"]] as const)
       assertEquals(temporaries.size, 16);
 
       assertEquals((await slurmCommand(c.env, "scontrol", ["release", workerId])).code, 0);
+      // All 4 ranks, on both nodes, pause mid-run; rank 0's ticker goes on, so a progress line
+      // that adds up the snapshots of all 4 ranks appears while they wait; then they go on.
+      let workerEnded = false;
+      const workerDone = wait(workerId).finally(() => workerEnded = true);
+      await waitPaused(gate, [...Array(RANKS).keys()], () => !workerEnded, 150_000);
+      const progressOf4 = new RegExp(`^progress: .*\\(${RANKS} ranks reporting\\)$`, "m");
+      while (!progressOf4.test(await submittedJobOutput(jobLogs, workerId).catch(() => ""))) {
+        assert(!workerEnded, "the worker ended while its ranks were paused");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await openGate(gate);
+      await workerDone;
       for (const label of ["worker 1/1", "verifier"]) {
         states.set(label, await wait(ids.get(label)!));
       }
@@ -381,14 +397,17 @@ for (const [impl, plugin] of [["MPICH", "pmi2"], ["Open MPI", "pmix"]] as const)
       );
       console.log(
         `two-node chain (${impl}): ${chain} s from the filter's start to the verifier's end, ` +
-          `less the pause before the worker (${jobs.join(", ")}; each rank waits 1.5 s ` +
-          `before each of its 4 files); whole test ${((Date.now() - started) / 1000).toFixed(1)} s`,
+          `less the pause before the worker (${jobs.join(", ")}; the worker's ranks wait at a ` +
+          `gate mid-run until a progress line of all 4 shows); whole test ${
+            ((Date.now() - started) / 1000).toFixed(1)
+          } s`,
       );
     } finally {
       if (!released) await slurmCommand(c.env, "scancel", [blocker]);
       for (const w of writers) await slurmCommand(c.env, "scancel", [w.jobId]);
     }
     await Deno.remove(ws.dir, { recursive: true });
+    await Deno.remove(gate, { recursive: true });
   });
 }
 

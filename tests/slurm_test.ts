@@ -251,7 +251,7 @@ Deno.test("slurm: a worker out of time stops midway with exit 4, the next worker
     }
     assertEquals(states.get("worker 2/2")!.fields.TimeLimit, "00:05:00");
     const out2 = await jobOutput(ws, w2);
-    assertMatch(out2, /command: srun --mpi=pmix \S+ run -A \S+\/phases\/run\.ts --config/);
+    assertMatch(out2, /command: srun --mpi=pmix \S+ run .* \S+\/phases\/start\.ts run --config/);
     assertMatch(out2, /run: 2 rank\(s\), MPI Open MPI/);
     assertMatch(
       out2,

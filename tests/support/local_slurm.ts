@@ -341,7 +341,17 @@ async function ensureMunge(l: Layout): Promise<boolean> {
       await Deno.remove(f).catch(() => {});
     }
   }
-  const r = await run("runuser", ["-u", "munge", "--", munged]);
+  // munged stays up after this process: it must not keep our open files, such as the flock of
+  // `flock /tmp/dt-slurm.lock deno task test`, which it would hold for as long as it runs.
+  const r = await run("runuser", [
+    "-u",
+    "munge",
+    "--",
+    "bash",
+    "-c",
+    'for fd in /proc/$$/fd/*; do fd=${fd##*/}; ((fd > 2)) && eval "exec $fd>&-"; done; exec "$0"',
+    munged,
+  ]);
   if (r.code !== 0) {
     throw new Error(
       `local Slurm: munged failed to start (exit ${r.code}): ${r.stderr.trim()}\n` +
