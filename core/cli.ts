@@ -136,12 +136,25 @@ export async function configFromCommand(
 }
 
 /**
+ * Parses the command line of a phase whose only option is `--config` (plus `--help`) and
+ * loads that config as {@linkcode configFromCommand} does.
+ */
+export function configOnlyCommand(
+  name: string,
+  summary: string,
+  args: string[],
+  uses: readonly ToolsParameter[] = [],
+): Promise<Config> {
+  return configFromCommand(parseCommand(name, summary, CONFIG_OPTION, args), name, uses);
+}
+
+/**
  * How an error ends an entry point: a {@linkcode UserError} prints `error: <message>` (a
  * {@linkcode ConfigError}, one such line per problem) and exits with its code; an `MpiError`
  * (MPI cannot be used as the environment asks) is a setup to fix, exit 2; anything else is a
  * bug: its stack, exit 1.
  */
-export function describeFailure(error: unknown): Failure {
+function describeFailure(error: unknown): Failure {
   if (error instanceof ConfigError) {
     return { code: error.exitCode, message: error.problems.map((p) => `error: ${p}`).join("\n") };
   }
@@ -203,14 +216,5 @@ export async function runMpiMain(
   Deno.exit(code);
 }
 
-/** Formats a byte count for people: `1.5 GiB`. */
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
-}
+// Importers in core/transfer/ and core/audit/status.ts move to core/format.ts at the merge.
+export { formatBytes } from "./format.ts";

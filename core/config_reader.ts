@@ -157,7 +157,7 @@ export function parseByteSize(text: string): number | null {
 }
 
 /** Levenshtein distance between two strings (insertions, deletions, substitutions). */
-export function editDistance(a: string, b: string): number {
+function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
@@ -174,7 +174,7 @@ export function editDistance(a: string, b: string): number {
  * The word of `words` nearest to `word` by edit distance (case ignored), or null when even
  * the nearest differs in more than half of its letters (then it is not a typo of any).
  */
-export function nearestWord(word: string, words: readonly string[]): string | null {
+function nearestWord(word: string, words: readonly string[]): string | null {
   let best: string | null = null;
   let bestDistance = Infinity;
   for (const w of words) {

@@ -71,7 +71,7 @@ export const SOURCE_FILE: Readonly<Record<FileKind, string>> = {
 };
 
 /** Longest safe server name in bytes; longer names are shortened with a hash suffix. */
-export const MAX_SAFE_NAME = 200;
+const MAX_SAFE_NAME = 200;
 
 /** Thrown when a server name cannot be made into a folder name. */
 export class ServerNameError extends InputError {}

@@ -43,7 +43,7 @@ export const MPICH_HANDLES: Handles<number> = {
 };
 
 /** Open MPI's predefined handles: the global symbols whose addresses are the handles. */
-export const OPENMPI_HANDLE_SYMBOLS: Handles<string> = {
+const OPENMPI_HANDLE_SYMBOLS: Handles<string> = {
   commWorld: "ompi_mpi_comm_world",
   byte: "ompi_mpi_byte",
   int: "ompi_mpi_int",

@@ -77,7 +77,7 @@ function checkValue(value: number): void {
 }
 
 /** Checks the `length` given to `allocateCounters`. */
-export function checkCountersLength(length: number): void {
+function checkCountersLength(length: number): void {
   if (!Number.isInteger(length) || length < 1 || length > 2 ** 24) {
     throw new RangeError(`counters per rank must be an integer in [1, 2^24], got ${length}`);
   }

@@ -86,7 +86,7 @@ export interface RmaBinding {
  * the counters of ranks 0 and 1 were one location; a C program shows the same), and a cache
  * line per rank also keeps ranks' counters off each other's lines.
  */
-export const WINDOW_PART_ALIGNMENT = 64;
+const WINDOW_PART_ALIGNMENT = 64;
 
 function bindRma<H>(
   abi: Abi,

@@ -5,27 +5,20 @@
  * @module
  */
 
-import {
-  CONFIG_OPTION,
-  configFromCommand,
-  formatBytes,
-  parseCommand,
-  runMain,
-} from "../core/cli.ts";
+import { configOnlyCommand, runMain } from "../core/cli.ts";
+import { formatBytes } from "../core/format.ts";
 import { ExitCode } from "../core/exit_codes.ts";
 import { runFilter } from "../core/plan/filter.ts";
 
 /** Runs the filter on `args` (default: the command line) and exits with its code. */
 export function start(args: string[] = Deno.args): Promise<never> {
   return runMain(async () => {
-    const cmd = parseCommand(
+    const config = await configOnlyCommand(
       "filter",
       "Finds the successes.parquet and errors.parquet of every completed partition and plans a\n" +
         "destination for each file not planned before (filter_table/*.csv).",
-      CONFIG_OPTION,
       args,
     );
-    const config = await configFromCommand(cmd, "filter");
     const s = await runFilter(config);
     for (const p of s.changed) {
       console.error(`warning: changed since planned: ${p.path}: ${p.reason}`);

@@ -15,7 +15,7 @@ import { type Comm, LIBRARY_ENV } from "../mpi/mod.ts";
 import { runMpiMain } from "../core/cli.ts";
 
 /** Usage text printed by `--help`. */
-export const USAGE = `Usage: deno run -A phases/mpi_check.ts [--help]
+const USAGE = `Usage: deno run -A phases/mpi_check.ts [--help]
        mpirun -n N deno run -A phases/mpi_check.ts
 
 Checks the MPI layer: prints the MPI implementation and version (rank 0) and each
@@ -27,7 +27,7 @@ Without a launcher it runs as one process without MPI. ${LIBRARY_ENV}=<path or s
 selects the libmpi (default: chosen from the launcher's environment).`;
 
 /** The payload rank `rank` sends: uneven lengths (rank 0 sends none), rank-dependent bytes. */
-export function payloadFor(rank: number): Uint8Array {
+function payloadFor(rank: number): Uint8Array {
   const bytes = new Uint8Array(rank * 1000 + (rank % 2) * 17);
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + rank * 13 + 1) & 0xff;
   return bytes;

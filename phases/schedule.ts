@@ -3,13 +3,8 @@
  * @module
  */
 
-import {
-  CONFIG_OPTION,
-  configFromCommand,
-  formatBytes,
-  parseCommand,
-  runMain,
-} from "../core/cli.ts";
+import { configOnlyCommand, runMain } from "../core/cli.ts";
+import { formatBytes } from "../core/format.ts";
 import { WORLD_SIZE_KEYS } from "../core/config.ts";
 import { ExitCode } from "../core/exit_codes.ts";
 import { runSchedule } from "../core/plan/schedule.ts";
@@ -17,14 +12,13 @@ import { runSchedule } from "../core/plan/schedule.ts";
 /** Runs the scheduler on `args` (default: the command line) and exits with its code. */
 export function start(args: string[] = Deno.args): Promise<never> {
   return runMain(async () => {
-    const cmd = parseCommand(
+    const config = await configOnlyCommand(
       "schedule",
       "Combines all filter tables into schedule.csv, assigning files to the\n" +
         "max_nodes * workers_per_node ranks of the worker jobs, balanced by bytes.",
-      CONFIG_OPTION,
       args,
+      WORLD_SIZE_KEYS,
     );
-    const config = await configFromCommand(cmd, "schedule", WORLD_SIZE_KEYS);
     const s = await runSchedule(config);
     const ideal = s.bytes / s.world;
     const heaviest = Math.max(...s.loads);

@@ -8,7 +8,7 @@
 import { parseCommand, runMain } from "../core/cli.ts";
 import { ExitCode } from "../core/exit_codes.ts";
 import { runSetup } from "../core/setup/setup.ts";
-import { repositoryRoot } from "../core/slurm/submit.ts";
+import { repositoryRoot } from "../core/repository_root.ts";
 import { PHASES } from "./registry.ts";
 
 /** Runs the setup on `args` (default: the command line) and exits with its code. */

@@ -12,16 +12,12 @@ import { SUBMIT_KEYS } from "../core/config.ts";
 import { ExitCode } from "../core/exit_codes.ts";
 import { toolPaths } from "../core/layout.ts";
 import { readCheckpoint } from "../core/records/checkpoint.ts";
-import {
-  DEFAULT_WORKER_TIME,
-  formatDryRun,
-  planSubmission,
-  readSiteSettings,
-  repositoryRoot,
-  SITE_ENV,
-  submitChain,
-} from "../core/slurm/submit.ts";
-import type { SubmitOptions } from "../core/slurm/submit.ts";
+import { repositoryRoot } from "../core/repository_root.ts";
+import { formatDryRun } from "../core/slurm/dry_run.ts";
+import { readSiteSettings, SITE_ENV } from "../core/slurm/site_settings.ts";
+import { submitChain } from "../core/slurm/submit.ts";
+import { DEFAULT_WORKER_TIME, planSubmission } from "../core/slurm/submit_plan.ts";
+import type { SubmitOptions } from "../core/slurm/submit_plan.ts";
 
 /** Submits the chain for `args` (default: the command line) and exits with its code. */
 export function start(args: string[] = Deno.args): Promise<never> {

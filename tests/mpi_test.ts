@@ -11,7 +11,7 @@
  */
 
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import {
   detectLauncher,
   libraryCandidates,
@@ -22,104 +22,46 @@ import {
 import { planGather } from "../mpi/gather.ts";
 import { payload, type ScenarioResult, SCENARIOS, sha256 } from "./fixtures/mpi_gather_driver.ts";
 import type { IdleWaitResult } from "./fixtures/mpi_idle_driver.ts";
+import { runCommandOrFail } from "./support/command.ts";
+import { REPO } from "./support/fixture.ts";
+import type { RunResult } from "./support/fixture.ts";
+import { cleanEnv, MPI_IMPLS, type MpiImpl, mpirun as launch } from "./support/mpi_launch.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DRIVER = "tests/fixtures/mpi_gather_driver.ts";
 const IDLE_DRIVER = "tests/fixtures/mpi_idle_driver.ts";
 const CHECK = "phases/mpi_check.ts";
 const TIMEOUT_MS = 30_000;
 
-type Impl = "mpich" | "openmpi";
-const LAUNCHERS: Record<Impl, { command: string; install: string; name: string }> = {
-  mpich: { command: "mpirun.mpich", install: "apt-get install mpich", name: "MPICH" },
-  openmpi: {
-    command: "mpirun.openmpi",
-    install: "apt-get install openmpi-bin",
-    name: "Open MPI",
-  },
+const LAUNCHERS: Record<MpiImpl, { command: string; name: string }> = {
+  mpich: { command: "mpirun.mpich", name: "MPICH" },
+  openmpi: { command: "mpirun.openmpi", name: "Open MPI" },
 };
 
-const LAUNCHER_VARS = /^(OMPI_|PMI_|PMIX_|SLURM_|HYDI_|HYDRA_|MPIR_CVAR_|MV2_|I_MPI_|DT_MPI_)/;
-
-/** The test's environment without anything that looks like an MPI launcher. */
-function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env = Object.fromEntries(
-    Object.entries(Deno.env.toObject()).filter(([name]) => !LAUNCHER_VARS.test(name)),
-  );
-  return { ...env, ...extra };
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(
-  command: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<Run> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
-  try {
-    const out = await new Deno.Command(command, {
-      args,
-      cwd: ROOT,
-      env,
-      clearEnv: true,
-      stdin: "null",
-      signal: controller.signal,
-    }).output();
-    const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-    const result = { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-    if (controller.signal.aborted) {
-      throw new Error(
-        `${command} ${args.join(" ")} did not end within ${TIMEOUT_MS} ms:\n` +
-          result.stderr,
-      );
-    }
-    return result;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new Error(`${command} is not installed: install it to run these tests`);
-    }
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** Open MPI without the single-copy path of its shared-memory BTL (see the module header). */
+const OPENMPI_ENV = { OMPI_MCA_btl_vader_single_copy_mechanism: "none" };
 
 /** Runs `deno run -A script args` under the real launcher of `impl` with `n` ranks. */
 function mpirun(
-  impl: Impl,
+  impl: MpiImpl,
   n: number,
   script: string,
   args: string[] = [],
   extraEnv: Record<string, string> = {},
-): Promise<Run> {
-  const { command, install } = LAUNCHERS[impl];
-  const launcherArgs = ["-n", String(n)];
-  const env = cleanEnv(extraEnv);
-  if (impl === "openmpi") {
-    launcherArgs.push("--oversubscribe");
-    if (Deno.uid() === 0) launcherArgs.push("--allow-run-as-root");
-    env.OMPI_MCA_btl_vader_single_copy_mechanism = "none";
-  }
-  return run(command, [...launcherArgs, Deno.execPath(), "run", "-A", script, ...args], env)
-    .catch((error) => {
-      if (String(error).includes("is not installed")) {
-        throw new Error(`${command} is not installed: ${install} to run the MPI tests`);
-      }
-      throw error;
-    });
+): Promise<RunResult> {
+  const env = impl === "openmpi" ? { ...extraEnv, ...OPENMPI_ENV } : extraEnv;
+  return launch(impl, n, script, args, { env, timeoutMs: TIMEOUT_MS });
 }
 
-function deno(script: string, args: string[], env: Record<string, string>): Promise<Run> {
-  return run(Deno.execPath(), ["run", "-A", script, ...args], env);
+/** Runs `deno run -A script args` in exactly the environment `env`, without a launcher. */
+function deno(script: string, args: string[], env: Record<string, string>): Promise<RunResult> {
+  return runCommandOrFail(Deno.execPath(), ["run", "-A", join(REPO, script), ...args], {
+    env,
+    clearEnv: true,
+    timeoutMs: TIMEOUT_MS,
+  });
 }
 
-function explain(result: Run): string {
+function explain(result: RunResult): string {
   return `exit ${result.code}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
 }
 
@@ -261,7 +203,7 @@ interface DriverLine {
   scenarios: ScenarioResult[];
 }
 
-function checkDriver(impl: Impl, n: number, result: Run): void {
+function checkDriver(impl: MpiImpl, n: number, result: RunResult): void {
   assert.equal(result.code, 0, explain(result));
   const lines = result.stdout.trim().split("\n").filter((line) => line.startsWith("{"));
   assert.equal(lines.length, 1, explain(result));
@@ -285,7 +227,7 @@ function checkDriver(impl: Impl, n: number, result: Run): void {
   }
 }
 
-for (const impl of ["mpich", "openmpi"] as const) {
+for (const impl of MPI_IMPLS) {
   const name = LAUNCHERS[impl].command;
 
   for (const n of [2, 3]) {
@@ -366,7 +308,7 @@ interface CountersLine {
   problems: string[];
 }
 
-function checkCounters(impl: Impl, n: number, result: Run): void {
+function checkCounters(impl: MpiImpl, n: number, result: RunResult): void {
   assert.equal(result.code, 0, explain(result));
   const lines = result.stdout.trim().split("\n").filter((line) => line.startsWith("{"));
   assert.equal(lines.length, 1, explain(result));
@@ -403,7 +345,7 @@ Deno.test("counters without MPI: same results as a window, checked arguments, fr
 
 const PT2PT = { OMPI_MCA_osc: "pt2pt" };
 
-for (const impl of ["mpich", "openmpi"] as const) {
+for (const impl of MPI_IMPLS) {
   const name = LAUNCHERS[impl].command;
   for (const n of [2, 3]) {
     Deno.test(`${name} -n ${n}: counters are each rank's own, every fetch-add atomic`, async () => {

@@ -9,6 +9,7 @@
  */
 
 import { join } from "node:path";
+import { shellQuote } from "../core/shell_quote.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { addPartition, makeWorkspace, REPO, runScript } from "./support/fixture.ts";
 import { cleanEnv, launcherArgs, type MpiImpl } from "./support/mpi_launch.ts";
@@ -138,10 +139,6 @@ async function onePartition(): Promise<{ configPath: string; dir: string }> {
     assertEquals(r.code, 0, r.stderr);
   }
   return { configPath: ws.configPath, dir: ws.dir };
-}
-
-function shellQuote(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /**

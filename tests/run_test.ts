@@ -14,6 +14,8 @@ import type { Workspace, WorkspaceOptions } from "./support/fixture.ts";
 import { readRowsWithHyparquet } from "./support/parquet_readers.ts";
 import { cleanEnv, launcherArgs, MPI_IMPLS, mpirun } from "./support/mpi_launch.ts";
 import { makeGate, RUN_DRIVER, waitPaused } from "./support/run_gate.ts";
+import { rankLogText, runWithFault } from "./support/run_faults.ts";
+import { lstatOrNull } from "../core/io/lstat_or_null.ts";
 
 async function md5sum(path: string): Promise<string> {
   const out = await new Deno.Command("md5sum", { args: [path], stdout: "piped" }).output();
@@ -113,31 +115,18 @@ Deno.test("run: verify_mode bytes runs as md5, says so once, and records md5", a
 
 Deno.test("run: a corrupted copy is caught and retried; one corrupted every time is never published", async () => {
   const { ws, rows } = await planned({ transfer: { retries: 2 } }, 6);
-  const r = await mpirun("openmpi", 2, RUN_DRIVER, [
-    "--config",
-    ws.configPath,
-    "--corrupt",
-    "partition_id=1/successes:1",
-  ]);
+  const r = await runWithFault("openmpi", ws, "--corrupt", "partition_id=1/successes:1");
   assertEquals(r.code, 0, r.stderr);
   await assertAllPublished(ws, rows);
-  const logText = [...Deno.readDirSync(join(ws.tool, "logs"))]
-    .filter((e) => e.name.endsWith(".log"))
-    .map((e) => Deno.readTextFileSync(join(ws.tool, "logs", e.name))).join("");
   assertMatch(
-    logText,
+    rankLogText(ws),
     /attempt 1 of .*: bytes differ at offset \d+ \(source 0x[0-9a-f]{2}, copy on storage 0x/,
   );
 
   const bad = rows.find((x) => x.srcPath.includes("partition_id=2/successes"))!;
   const { ws: ws2, rows: rows2 } = await planned({ transfer: { retries: 2 } }, 6);
   const bad2 = rows2.find((x) => x.srcPath.includes("partition_id=2/successes"))!;
-  const r2 = await mpirun("mpich", 2, RUN_DRIVER, [
-    "--config",
-    ws2.configPath,
-    "--corrupt",
-    "partition_id=2/successes",
-  ]);
+  const r2 = await runWithFault("mpich", ws2, "--corrupt", "partition_id=2/successes");
   assertEquals(r2.code, 3, r2.stdout + r2.stderr);
   assertMatch(
     r2.stderr,
@@ -162,27 +151,14 @@ Deno.test("run: a corrupted copy is caught and retried; one corrupted every time
 
 Deno.test("run: a copy cut short on storage is caught and retried; cut every time, it is never published", async () => {
   const { ws, rows } = await planned({ transfer: { retries: 1 } }, 4);
-  const r = await mpirun("mpich", 2, RUN_DRIVER, [
-    "--config",
-    ws.configPath,
-    "--truncate",
-    "partition_id=1/successes:1",
-  ]);
+  const r = await runWithFault("mpich", ws, "--truncate", "partition_id=1/successes:1");
   assertEquals(r.code, 0, r.stderr);
   await assertAllPublished(ws, rows);
-  const logText = [...Deno.readDirSync(join(ws.tool, "logs"))]
-    .filter((e) => e.name.endsWith(".log"))
-    .map((e) => Deno.readTextFileSync(join(ws.tool, "logs", e.name))).join("");
-  assertMatch(logText, /attempt 1 of .*: the copy on storage ends at offset \d+/);
+  assertMatch(rankLogText(ws), /attempt 1 of .*: the copy on storage ends at offset \d+/);
 
   const again = await planned({ transfer: { retries: 1 } }, 4);
   const cut = again.rows.find((x) => x.srcPath.includes("partition_id=2/successes"))!;
-  const r2 = await mpirun("openmpi", 2, RUN_DRIVER, [
-    "--config",
-    again.ws.configPath,
-    "--truncate",
-    "partition_id=2/successes",
-  ]);
+  const r2 = await runWithFault("openmpi", again.ws, "--truncate", "partition_id=2/successes");
   assertEquals(r2.code, 3, r2.stdout + r2.stderr);
   assertMatch(
     r2.stderr,
@@ -413,20 +389,11 @@ Deno.test("run: leftover temporaries of dead writers are removed, those of live 
   const r = await runScript("phases/run.ts", ["--config", ws.configPath], { env: cleanEnv() });
   assertEquals(r.code, 0, r.stderr);
   assertMatch(r.stderr, /kept temporary .*: its writer may still be running/);
-  assert(!(await exists(dead)), "dead writer's temporary removed");
-  assert(await exists(live), "live writer's temporary kept");
-  assert(await exists(foreign), "files of others never touched");
+  assertEquals(await lstatOrNull(dead), null, "dead writer's temporary removed");
+  assert(await lstatOrNull(live), "live writer's temporary kept");
+  assert(await lstatOrNull(foreign), "files of others never touched");
   await Deno.remove(ws.dir, { recursive: true });
 });
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("run: invalid parquet is refused unless allowed; row counts are recorded", async () => {
   for (const allow of [false, true]) {

@@ -17,8 +17,9 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { addPartition, makeWorkspace, REPO } from "./support/fixture.ts";
 import type { Workspace } from "./support/fixture.ts";
 import { cleanEnv } from "./support/mpi_launch.ts";
-import { type LocalSlurm, startLocalSlurm } from "./support/local_slurm.ts";
+import { lazyLocalSlurm } from "./support/local_slurm.ts";
 import {
+  cleanCommand,
   sbatch,
   slurmCommand,
   submittedJobIds,
@@ -26,7 +27,6 @@ import {
   waitForJob,
 } from "./support/slurm_job.ts";
 import type { JobState } from "./support/slurm_job.ts";
-import { runCommandOrFail } from "./support/command.ts";
 import type { CommandResult } from "./support/command.ts";
 import { countRowsWithDuckdb } from "./support/parquet_readers.ts";
 import { makeGate, openGate, RUN_DRIVER, waitPaused } from "./support/run_gate.ts";
@@ -34,7 +34,7 @@ import { readSchedule } from "../core/plan/plan_table.ts";
 import type { ScheduleRow } from "../core/plan/plan_table.ts";
 import { parseTemporaryName } from "../core/layout.ts";
 import { currentToken, parseToken } from "../core/transfer/temporaries.ts";
-import { shellQuote } from "../core/slurm/submit.ts";
+import { shellQuote } from "../core/shell_quote.ts";
 import type { RankProgress } from "../core/transfer/progress.ts";
 import type { RunSummary } from "../core/transfer/run_summary.ts";
 
@@ -42,31 +42,12 @@ const NODES = 2;
 const RANKS_PER_NODE = 2;
 const RANKS = NODES * RANKS_PER_NODE;
 
-let cluster: LocalSlurm | undefined;
-async function slurm(): Promise<LocalSlurm> {
-  cluster ??= await startLocalSlurm();
-  return cluster;
-}
-
-/** Runs a command with a clean environment (no launcher or job variables) plus `env`. */
-function command(
-  cmd: string,
-  args: string[],
-  env: Record<string, string>,
-  options: { cwd?: string; timeoutMs?: number } = {},
-): Promise<CommandResult> {
-  return runCommandOrFail(cmd, args, {
-    env: cleanEnv(env),
-    clearEnv: true,
-    cwd: options.cwd,
-    timeoutMs: options.timeoutMs ?? 120_000,
-  });
-}
+const slurm = lazyLocalSlurm();
 
 /** `srun` of `argv` over both nodes, 2 tasks each, outside any job. */
 async function srunBothNodes(argv: string[], mpi?: string): Promise<CommandResult> {
   const c = await slurm();
-  return await command("srun", [
+  return await cleanCommand("srun", [
     `--nodes=${NODES}`,
     `--ntasks-per-node=${RANKS_PER_NODE}`,
     ...(mpi ? [`--mpi=${mpi}`] : []),
@@ -194,7 +175,7 @@ async function rankLogs(
 }
 
 async function md5sumCheck(root: string): Promise<string[]> {
-  const r = await command("md5sum", ["-c", "--strict", "_MD5SUMS"], {}, { cwd: root });
+  const r = await cleanCommand("md5sum", ["-c", "--strict", "_MD5SUMS"], {}, { cwd: root });
   assertEquals(r.code, 0, `md5sum -c in ${root}: ${r.stdout}${r.stderr}`);
   return r.stdout.trim().split("\n");
 }
@@ -235,7 +216,7 @@ for (const [impl, plugin] of [["MPICH", "pmi2"], ["Open MPI", "pmix"]] as const)
     let released = false;
     const writers: Writer[] = [];
     try {
-      const r = await command(Deno.execPath(), [
+      const r = await cleanCommand(Deno.execPath(), [
         "run",
         "-A",
         join(REPO, "phases/submit.ts"),

@@ -13,60 +13,40 @@ import { parse as parseYaml } from "yaml";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { addPartition, makeWorkspace, REPO } from "./support/fixture.ts";
 import type { RunResult, Workspace } from "./support/fixture.ts";
-import { cleanEnv } from "./support/mpi_launch.ts";
-import { type LocalSlurm, startLocalSlurm } from "./support/local_slurm.ts";
-import { slurmCommand, waitForJob } from "./support/slurm_job.ts";
+import { lazyLocalSlurm } from "./support/local_slurm.ts";
+import {
+  cleanCommand,
+  slurmCommand,
+  submittedJobIds,
+  submittedJobOutput,
+  waitForJob,
+} from "./support/slurm_job.ts";
 import type { JobState } from "./support/slurm_job.ts";
 import { loadConfig } from "../core/config.ts";
+import { shellQuote } from "../core/shell_quote.ts";
+import { formatDryRun } from "../core/slurm/dry_run.ts";
 import {
   appendJobHistory,
-  formatDryRun,
   JOB_HISTORY_COLUMNS,
-  parseSbatchTime,
-  planSubmission,
   readJobHistory,
-  readSiteSettings,
-  shellQuote,
-  submitChain,
-} from "../core/slurm/submit.ts";
-import type { SiteSettings } from "../core/slurm/submit.ts";
-import { runCommandOrFail } from "./support/command.ts";
+} from "../core/slurm/job_history.ts";
+import { readSiteSettings } from "../core/slurm/site_settings.ts";
+import type { SiteSettings } from "../core/slurm/site_settings.ts";
+import { submitChain } from "../core/slurm/submit.ts";
+import { parseSbatchTime, planSubmission } from "../core/slurm/submit_plan.ts";
 import { RUN_DRIVER } from "./support/run_gate.ts";
 
-let cluster: LocalSlurm | undefined;
-async function slurm(): Promise<LocalSlurm> {
-  cluster ??= await startLocalSlurm();
-  return cluster;
-}
+const slurm = lazyLocalSlurm();
 
-/** Runs a command with a clean environment (no launcher or job variables) plus `env`. */
-function command(
-  cmd: string,
-  args: string[],
-  env: Record<string, string>,
-  timeoutMs = 120_000,
-  cwd?: string,
-): Promise<RunResult> {
-  return runCommandOrFail(cmd, args, { env: cleanEnv(env), clearEnv: true, cwd, timeoutMs });
+/** `deno run -A phases/submit.ts ARGS` in a clean environment plus `env` (no cluster needed). */
+function submitOffline(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  return cleanCommand(Deno.execPath(), ["run", "-A", join(REPO, "phases/submit.ts"), ...args], env);
 }
 
 /** `deno run -A phases/submit.ts ARGS` with the cluster's SLURM_CONF. */
 async function submit(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
   const c = await slurm();
-  return await command(Deno.execPath(), ["run", "-A", join(REPO, "phases/submit.ts"), ...args], {
-    ...c.env,
-    ...env,
-  });
-}
-
-/** Job ids printed by submit: the last word of each `<label>: submitted ... job <id>` line. */
-function submittedIds(stdout: string): Map<string, string> {
-  const ids = new Map<string, string>();
-  for (const line of stdout.split("\n")) {
-    const m = /^(filter|scheduler|worker \d+\/\d+|verifier): submitted\b.* job (\d+)$/.exec(line);
-    if (m) ids.set(m[1], m[2]);
-  }
-  return ids;
+  return await submitOffline(args, { ...c.env, ...env });
 }
 
 async function waitAll(ids: Map<string, string>): Promise<Map<string, JobState>> {
@@ -81,12 +61,9 @@ async function waitAll(ids: Map<string, string>): Promise<Map<string, JobState>>
   return states;
 }
 
-async function jobOutput(ws: Workspace, id: string): Promise<string> {
-  const dir = join(ws.tool, "logs", "slurm");
-  for await (const e of Deno.readDir(dir)) {
-    if (e.name.endsWith(`-${id}.out`)) return await Deno.readTextFile(join(dir, e.name));
-  }
-  return `(no output file for job ${id} in ${dir})`;
+/** What job `id` of the chain submitted for `ws` printed. */
+function jobOutput(ws: Workspace, id: string): Promise<string> {
+  return submittedJobOutput(join(ws.tool, "logs", "slurm"), id);
 }
 
 async function describe(ws: Workspace, states: Map<string, JobState>): Promise<string> {
@@ -146,7 +123,7 @@ Deno.test("slurm: submit chains filter, scheduler, 2 workers (MPICH, srun --mpi=
   // The repository's own slurm/site.sh, unchanged: srun --mpi=pmi2, deno from PATH.
   const r = await submit(["--config", ws.configPath], { DT_SITE: `${REPO}/slurm/site.sh` });
   assertEquals(r.code, 0, r.stderr);
-  const ids = submittedIds(r.stdout);
+  const ids = submittedJobIds(r.stdout);
   assertEquals([...ids.keys()], ["filter", "scheduler", "worker 1/2", "worker 2/2", "verifier"]);
 
   // While the chain runs, a second submission is refused (it would run a second chain).
@@ -191,7 +168,7 @@ Deno.test("slurm: submit chains filter, scheduler, 2 workers (MPICH, srun --mpi=
   const done = await submit(["--config", ws.configPath]);
   assertEquals(done.code, 0, done.stderr);
   assertMatch(done.stdout, /nothing to submit/);
-  assertEquals(submittedIds(done.stdout).size, 0);
+  assertEquals(submittedJobIds(done.stdout).size, 0);
   assertEquals((await readJobHistory(join(ws.tool, "job_history.csv"))).length, 5);
   const dry = await submit(["--config", ws.configPath, "--dry-run", "--reset-runners"]);
   assertEquals(dry.code, 0, dry.stderr);
@@ -229,7 +206,7 @@ Deno.test("slurm: a worker out of time stops midway with exit 4, the next worker
       `fi\n`,
   );
   // A held job in front of the chain, so that nothing starts before worker 2 is updated.
-  const blocker = await command("sbatch", [
+  const blocker = await cleanCommand("sbatch", [
     "--parsable",
     "--hold",
     "-o",
@@ -243,7 +220,7 @@ Deno.test("slurm: a worker out of time stops midway with exit 4, the next worker
   try {
     const r = await submit(["--config", ws.configPath, "--after", blockerId], { DT_SITE: site });
     assertEquals(r.code, 0, r.stderr);
-    const ids = submittedIds(r.stdout);
+    const ids = submittedJobIds(r.stdout);
     assertEquals([...ids.keys()], ["filter", "scheduler", "worker 1/2", "worker 2/2", "verifier"]);
     assertMatch(r.stdout, new RegExp(`^filter: submitted \\(after ${blockerId}\\) job \\d+$`, "m"));
     const w2 = ids.get("worker 2/2")!;
@@ -311,7 +288,7 @@ async function srun(
   env: Record<string, string> = {},
 ): Promise<RunResult> {
   const c = await slurm();
-  return await command("srun", [
+  return await cleanCommand("srun", [
     "-n",
     String(n),
     `--mpi=${plugin}`,
@@ -327,7 +304,7 @@ async function srun(
 async function planned(partitions: number, workersPerNode: number): Promise<Workspace> {
   const ws = await tree({ partitions, workersPerNode });
   for (const phase of ["filter", "schedule"]) {
-    const r = await command(Deno.execPath(), [
+    const r = await cleanCommand(Deno.execPath(), [
       "run",
       "-A",
       join(REPO, `phases/${phase}.ts`),
@@ -354,7 +331,7 @@ for (
     assertEquals(run.code, 0, run.stdout + run.stderr);
     assertMatch(run.stdout, new RegExp(`run: ${n} rank\\(s\\), MPI ${impl}`));
     assertMatch(run.stdout, /run: 10 files copied and verified/);
-    const verify = await command(Deno.execPath(), [
+    const verify = await cleanCommand(Deno.execPath(), [
       "run",
       "-A",
       join(REPO, "phases/verify.ts"),
@@ -399,31 +376,21 @@ Deno.test("slurm: a script submitted by hand finds the repository and reports a 
   // No DT_HOME, submitted from another folder: the script finds the repository from the
   // job's Command (sbatch runs a copy of it from the spool folder).
   const vars = `PATH,SLURM_CONF`;
-  const ok = await command(
-    "sbatch",
-    [
-      "--parsable",
-      `--export=${vars},CONFIG_PATH=${ws.configPath}`,
-      `--output=${out}`,
-      join(REPO, "slurm/tools_filter.slurm"),
-    ],
-    c.env,
-    30_000,
-    ws.dir,
-  );
+  const byHand = (exported: string) =>
+    cleanCommand(
+      "sbatch",
+      [
+        "--parsable",
+        `--export=${exported}`,
+        `--output=${out}`,
+        join(REPO, "slurm/tools_filter.slurm"),
+      ],
+      c.env,
+      { timeoutMs: 30_000, cwd: ws.dir },
+    );
+  const ok = await byHand(`${vars},CONFIG_PATH=${ws.configPath}`);
   assertEquals(ok.code, 0, ok.stderr);
-  const missing = await command(
-    "sbatch",
-    [
-      "--parsable",
-      `--export=${vars}`,
-      `--output=${out}`,
-      join(REPO, "slurm/tools_filter.slurm"),
-    ],
-    c.env,
-    30_000,
-    ws.dir,
-  );
+  const missing = await byHand(vars);
   assertEquals(missing.code, 0, missing.stderr);
   const [okId, missingId] = [ok.stdout.trim(), missing.stdout.trim()];
   const so = await waitForJob(c.env, okId, { timeoutMs: 60_000, jobCompLog: c.jobCompLog });
@@ -444,7 +411,7 @@ Deno.test("slurm: a run lock named by a job still running on another node blocks
   const ws = await planned(2, 2);
   // A running job stands for rank 0 of a run on another node, where an flock of this node
   // may not reach (Lustre with localflock): its name in the lock file decides.
-  const held = await command("sbatch", [
+  const held = await cleanCommand("sbatch", [
     "--parsable",
     "-o",
     "/dev/null",
@@ -469,7 +436,7 @@ Deno.test("slurm: a run lock named by a job still running on another node blocks
       JSON.stringify({ writer: `${job}@other-node@4242`, ranks: 4, startedAt: "earlier" }),
     );
     const run = () =>
-      command(Deno.execPath(), [
+      cleanCommand(Deno.execPath(), [
         "run",
         "-A",
         join(REPO, "phases/run.ts"),
@@ -508,16 +475,10 @@ const SITE: SiteSettings = {
 Deno.test("slurm: --dry-run prints a runnable chain; resets and skips follow the checkpoint", async () => {
   const ws = await tree({ partitions: 1, workersPerNode: 2 });
   await setNumWorkers(ws, 3);
-  const dry = await command(Deno.execPath(), [
-    "run",
-    "-A",
-    join(REPO, "phases/submit.ts"),
-    "--config",
-    ws.configPath,
-    "--dry-run",
-    "--worker-time",
-    "1-00:00:00",
-  ], { DT_SITE: `${REPO}/slurm/site.sh` });
+  const dry = await submitOffline(
+    ["--config", ws.configPath, "--dry-run", "--worker-time", "1-00:00:00"],
+    { DT_SITE: `${REPO}/slurm/site.sh` },
+  );
   assertEquals(dry.code, 0, dry.stderr);
   const lines = dry.stdout.trimEnd().split("\n");
   const o = `${ws.tool}/logs/slurm`;
@@ -562,7 +523,7 @@ Deno.test("slurm: --dry-run prints a runnable chain; resets and skips follow the
     { mode: 0o755 },
   );
   const script = formatDryRun(plan).join("\n") + "\necho $verifier\n";
-  const ran = await command("bash", ["-c", script], { PATH: `${fake}:/usr/bin:/bin` });
+  const ran = await cleanCommand("bash", ["-c", script], { PATH: `${fake}:/usr/bin:/bin` });
   assertEquals([ran.code, ran.stdout.trim()], [0, "1006"], ran.stderr);
   const calls = (await Deno.readTextFile(join(ws.dir, "calls"))).trimEnd().split("\n");
   assertEquals(calls.length, 6);
@@ -647,16 +608,7 @@ Deno.test("slurm: --dry-run prints a runnable chain; resets and skips follow the
   assertEquals(parseSbatchTime("90"), 5400);
   assertEquals(parseSbatchTime("1-2"), 93600);
   assertEquals(parseSbatchTime("90s"), null);
-  const bad = await command(Deno.execPath(), [
-    "run",
-    "-A",
-    join(REPO, "phases/submit.ts"),
-    "--config",
-    ws.configPath,
-    "--dry-run",
-    "--worker-time",
-    "3h",
-  ], {});
+  const bad = await submitOffline(["--config", ws.configPath, "--dry-run", "--worker-time", "3h"]);
   assertEquals(bad.code, 2);
   assertMatch(bad.stderr, /worker time "3h" is not an sbatch time limit/);
   await Deno.remove(ws.dir, { recursive: true });

@@ -11,7 +11,7 @@ import type { ScheduleRow, StatusReport, Tally } from "../mod.ts";
 import { addPartition, makeWorkspace, runScript } from "./support/fixture.ts";
 import type { Workspace } from "./support/fixture.ts";
 import { mpirun } from "./support/mpi_launch.ts";
-import { RUN_DRIVER } from "./support/run_gate.ts";
+import { runWithFault } from "./support/run_faults.ts";
 
 async function status(ws: Workspace): Promise<StatusReport> {
   const r = await runScript("phases/status.ts", ["--config", ws.configPath, "--json"]);
@@ -117,12 +117,7 @@ Deno.test("status: after partial, failed and full runs (mpich and open mpi, 2 ra
   assertEquals(partial.etaSeconds, sum(fresh).bytes / rate);
 
   const bad = fresh.find((r) => r.kind === "successes")!;
-  const r2 = await mpirun("openmpi", 2, RUN_DRIVER, [
-    "--config",
-    ws.configPath,
-    "--corrupt",
-    bad.srcPath.slice(ws.images.length),
-  ]);
+  const r2 = await runWithFault("openmpi", ws, "--corrupt", bad.srcPath.slice(ws.images.length));
   assertEquals(r2.code, 3, r2.stdout + r2.stderr);
   const failed = await status(ws);
   assertEquals(failed.failed, { files: 1, bytes: bad.sizeBytes });

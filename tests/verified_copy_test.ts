@@ -36,6 +36,16 @@ async function withDir(fn: (dir: string) => Promise<void>, parent = "/var/tmp"):
   }
 }
 
+/** Runs `fn` with the libc binding and a fresh folder under /var/tmp; closes and removes both. */
+async function withLibcDir(fn: (libc: Libc, dir: string) => Promise<void>): Promise<void> {
+  const libc = openLibc();
+  try {
+    await withDir((dir) => fn(libc, dir));
+  } finally {
+    libc.close();
+  }
+}
+
 /** Mounts a ramfs (a file system that refuses `O_DIRECT`) for `fn`; the tests run as root. */
 async function withRamfs(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "verified_copy_ramfs_" });
@@ -148,30 +158,25 @@ for (const engineName of ["wasm-simd", "libcrypto", "node:crypto"] as const) {
 }
 
 Deno.test("copyVerified: the read-back comes from storage, not from the page cache", async () => {
-  const libc = openLibc();
-  try {
-    await withDir(async (dir) => {
-      const size = 8 * B + 100;
-      const src = `${dir}/src`;
-      await Deno.writeFile(src, pseudoRandomBytes(size, 3));
-      // The source was just written: its pages are in the page cache. A read-back answered by
-      // the page cache would add nothing to this process's storage reads.
-      const before = await storageReads();
-      const { result } = await copy(libc, { src, tmp: `${dir}/tmp` });
-      const read = (await storageReads()) - before;
-      assertEquals(result.ok, true, result.mismatch);
-      assert(read >= 2 * size, `storage reads ${read} bytes for ${size} copied (source + copy)`);
-      // Without O_DIRECT (the fallback where a file system refuses it), each range is synced
-      // and dropped from the page cache before it is read back: storage answers again.
-      const again = await storageReads();
-      const buffered = await copy(libc, { src, tmp: `${dir}/tmp2`, direct: false });
-      const readBack = (await storageReads()) - again;
-      assertEquals(buffered.result.ok, true, buffered.result.mismatch);
-      assert(readBack >= size, `storage reads ${readBack} bytes for ${size} read back`);
-    });
-  } finally {
-    libc.close();
-  }
+  await withLibcDir(async (libc, dir) => {
+    const size = 8 * B + 100;
+    const src = `${dir}/src`;
+    await Deno.writeFile(src, pseudoRandomBytes(size, 3));
+    // The source was just written: its pages are in the page cache. A read-back answered by
+    // the page cache would add nothing to this process's storage reads.
+    const before = await storageReads();
+    const { result } = await copy(libc, { src, tmp: `${dir}/tmp` });
+    const read = (await storageReads()) - before;
+    assertEquals(result.ok, true, result.mismatch);
+    assert(read >= 2 * size, `storage reads ${read} bytes for ${size} copied (source + copy)`);
+    // Without O_DIRECT (the fallback where a file system refuses it), each range is synced
+    // and dropped from the page cache before it is read back: storage answers again.
+    const again = await storageReads();
+    const buffered = await copy(libc, { src, tmp: `${dir}/tmp2`, direct: false });
+    const readBack = (await storageReads()) - again;
+    assertEquals(buffered.result.ok, true, buffered.result.mismatch);
+    assert(readBack >= size, `storage reads ${readBack} bytes for ${size} read back`);
+  });
 });
 
 for (const fs of ["ext4-or-xfs", "ramfs"] as const) {
@@ -217,149 +222,124 @@ for (const fs of ["ext4-or-xfs", "ramfs"] as const) {
 }
 
 Deno.test("copyVerified: a copy cut short on storage before read-back is caught", async () => {
-  const libc = openLibc();
-  try {
-    await withDir(async (dir) => {
-      const size = 3 * B + 17;
-      const src = `${dir}/src`;
-      await Deno.writeFile(src, pseudoRandomBytes(size, 4));
-      for (const cut of [B + 3, size - 1]) {
-        const { result } = await copy(libc, {
-          src,
-          tmp: `${dir}/tmp_${cut}`,
-          budget: new BufferBudget(B, 1),
-          beforeReadBack: async (range, path) => {
-            if (cut >= range.offset && cut < range.offset + range.length) {
-              await Deno.truncate(path, cut);
-            }
-          },
-        });
-        assertEquals(result.ok, false);
-        assertMatch(result.mismatch ?? "", new RegExp(`the copy on storage ends at offset ${cut}`));
-      }
-    });
-  } finally {
-    libc.close();
-  }
-});
-
-Deno.test("copyVerified: bytes appended to the copy on storage are caught", async () => {
-  const libc = openLibc();
-  try {
-    await withDir(async (dir) => {
-      const src = `${dir}/src`;
-      await Deno.writeFile(src, pseudoRandomBytes(2 * B, 5));
+  await withLibcDir(async (libc, dir) => {
+    const size = 3 * B + 17;
+    const src = `${dir}/src`;
+    await Deno.writeFile(src, pseudoRandomBytes(size, 4));
+    for (const cut of [B + 3, size - 1]) {
       const { result } = await copy(libc, {
         src,
-        tmp: `${dir}/tmp`,
+        tmp: `${dir}/tmp_${cut}`,
         budget: new BufferBudget(B, 1),
         beforeReadBack: async (range, path) => {
-          if (range.offset === B) await Deno.writeFile(path, new Uint8Array(10), { append: true });
+          if (cut >= range.offset && cut < range.offset + range.length) {
+            await Deno.truncate(path, cut);
+          }
         },
       });
       assertEquals(result.ok, false);
-      assertMatch(
-        result.mismatch ?? "",
-        /the copy on storage has 131082 bytes, 131072 were written/,
-      );
+      assertMatch(result.mismatch ?? "", new RegExp(`the copy on storage ends at offset ${cut}`));
+    }
+  });
+});
+
+Deno.test("copyVerified: bytes appended to the copy on storage are caught", async () => {
+  await withLibcDir(async (libc, dir) => {
+    const src = `${dir}/src`;
+    await Deno.writeFile(src, pseudoRandomBytes(2 * B, 5));
+    const { result } = await copy(libc, {
+      src,
+      tmp: `${dir}/tmp`,
+      budget: new BufferBudget(B, 1),
+      beforeReadBack: async (range, path) => {
+        if (range.offset === B) await Deno.writeFile(path, new Uint8Array(10), { append: true });
+      },
     });
-  } finally {
-    libc.close();
-  }
+    assertEquals(result.ok, false);
+    assertMatch(
+      result.mismatch ?? "",
+      /the copy on storage has 131082 bytes, 131072 were written/,
+    );
+  });
 });
 
 Deno.test("copyVerified: a source that changes during the copy is reported, not verified", async () => {
-  const libc = openLibc();
-  try {
-    await withDir(async (dir) => {
-      const src = `${dir}/src`;
-      await Deno.writeFile(src, pseudoRandomBytes(3 * B, 3));
-      const grown = await copy(libc, {
-        src,
-        tmp: `${dir}/t1`,
-        beforeReadBack: async (range) => {
-          if (range.offset === 0) await Deno.writeFile(src, new Uint8Array(100), { append: true });
-        },
-      });
-      assertEquals(grown.result.ok, false);
-      assertMatch(grown.result.mismatch ?? "", /source changed during the copy/);
-      assertEquals(grown.result.md5Dst, null);
-      const shrunk = await copy(libc, {
-        src,
-        tmp: `${dir}/t2`,
-        budget: new BufferBudget(B, 1),
-        beforeReadBack: async (range) => {
-          if (range.offset === 0) await Deno.truncate(src, B + 10);
-        },
-      });
-      assertEquals(shrunk.result.ok, false);
-      assertMatch(
-        shrunk.result.mismatch ?? "",
-        /source changed during the copy \(size 196708 at open, 65546 read/,
-      );
+  await withLibcDir(async (libc, dir) => {
+    const src = `${dir}/src`;
+    await Deno.writeFile(src, pseudoRandomBytes(3 * B, 3));
+    const grown = await copy(libc, {
+      src,
+      tmp: `${dir}/t1`,
+      beforeReadBack: async (range) => {
+        if (range.offset === 0) await Deno.writeFile(src, new Uint8Array(100), { append: true });
+      },
     });
-  } finally {
-    libc.close();
-  }
+    assertEquals(grown.result.ok, false);
+    assertMatch(grown.result.mismatch ?? "", /source changed during the copy/);
+    assertEquals(grown.result.md5Dst, null);
+    const shrunk = await copy(libc, {
+      src,
+      tmp: `${dir}/t2`,
+      budget: new BufferBudget(B, 1),
+      beforeReadBack: async (range) => {
+        if (range.offset === 0) await Deno.truncate(src, B + 10);
+      },
+    });
+    assertEquals(shrunk.result.ok, false);
+    assertMatch(
+      shrunk.result.mismatch ?? "",
+      /source changed during the copy \(size 196708 at open, 65546 read/,
+    );
+  });
 });
 
 Deno.test("copyVerified: memory is the budget's: ranges in flight never exceed its pairs, files share it", async () => {
-  const libc = openLibc();
-  try {
-    await withDir(async (dir) => {
-      const size = 10 * B + 1;
-      await Deno.writeFile(`${dir}/a`, pseudoRandomBytes(size, 1));
-      await Deno.writeFile(`${dir}/b`, pseudoRandomBytes(size, 2));
-      const budget = new BufferBudget(B, 2);
-      let inFlight = 0;
-      let most = 0;
-      const hook = async () => {
-        most = Math.max(most, ++inFlight);
-        await new Promise((r) => setTimeout(r, 1));
-        inFlight--;
-      };
-      const [a, b] = await Promise.all([
-        copy(libc, { src: `${dir}/a`, tmp: `${dir}/ta`, budget, beforeReadBack: hook }),
-        copy(libc, { src: `${dir}/b`, tmp: `${dir}/tb`, budget, beforeReadBack: hook }),
-      ]);
-      assertEquals([a.result.ok, b.result.ok], [true, true]);
-      assert(most <= 2, `${most} ranges in flight with a budget of 2 pairs`);
-      assertEquals(await md5sum(`${dir}/tb`), await md5sum(`${dir}/b`));
-    });
-  } finally {
-    libc.close();
-  }
+  await withLibcDir(async (libc, dir) => {
+    const size = 10 * B + 1;
+    await Deno.writeFile(`${dir}/a`, pseudoRandomBytes(size, 1));
+    await Deno.writeFile(`${dir}/b`, pseudoRandomBytes(size, 2));
+    const budget = new BufferBudget(B, 2);
+    let inFlight = 0;
+    let most = 0;
+    const hook = async () => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((r) => setTimeout(r, 1));
+      inFlight--;
+    };
+    const [a, b] = await Promise.all([
+      copy(libc, { src: `${dir}/a`, tmp: `${dir}/ta`, budget, beforeReadBack: hook }),
+      copy(libc, { src: `${dir}/b`, tmp: `${dir}/tb`, budget, beforeReadBack: hook }),
+    ]);
+    assertEquals([a.result.ok, b.result.ok], [true, true]);
+    assert(most <= 2, `${most} ranges in flight with a budget of 2 pairs`);
+    assertEquals(await md5sum(`${dir}/tb`), await md5sum(`${dir}/b`));
+  });
 });
 
 Deno.test("copyVerified: a hashing error propagates once the ranges in flight settle", async () => {
-  const libc = openLibc();
-  try {
-    await withDir(async (dir) => {
-      await Deno.writeFile(`${dir}/src`, pseudoRandomBytes(5 * B, 2));
-      const inner = createNodeMd5Engine();
-      let calls = 0;
-      const engine: Md5Engine = {
-        name: "failing",
-        create: () => {
-          const s = inner.create();
-          return {
-            update: (chunk) =>
-              ++calls === 3 ? Promise.reject(new Error("engine broke")) : s.update(chunk),
-            digest: () => s.digest(),
-          };
-        },
-        close: () => inner.close(),
-      };
-      const err = await assertRejects(
-        () => copy(libc, { src: `${dir}/src`, tmp: `${dir}/tmp`, engine }),
-        Error,
-      );
-      assertEquals(err.message, "engine broke");
-      engine.close();
-    });
-  } finally {
-    libc.close();
-  }
+  await withLibcDir(async (libc, dir) => {
+    await Deno.writeFile(`${dir}/src`, pseudoRandomBytes(5 * B, 2));
+    const inner = createNodeMd5Engine();
+    let calls = 0;
+    const engine: Md5Engine = {
+      name: "failing",
+      create: () => {
+        const s = inner.create();
+        return {
+          update: (chunk) =>
+            ++calls === 3 ? Promise.reject(new Error("engine broke")) : s.update(chunk),
+          digest: () => s.digest(),
+        };
+      },
+      close: () => inner.close(),
+    };
+    const err = await assertRejects(
+      () => copy(libc, { src: `${dir}/src`, tmp: `${dir}/tmp`, engine }),
+      Error,
+    );
+    assertEquals(err.message, "engine broke");
+    engine.close();
+  });
 });
 
 Deno.test("copyVerified: a write refused by the system (EFBIG past ulimit -f) throws its IoError", async () => {

@@ -22,7 +22,7 @@ import { addPartition, makeWorkspace, runScript } from "./support/fixture.ts";
 import type { Workspace, WorkspaceOptions } from "./support/fixture.ts";
 import { describeWithDuckdb, queryDuckdb, sqlString } from "./support/parquet_readers.ts";
 import { mpirun } from "./support/mpi_launch.ts";
-import { RUN_DRIVER } from "./support/run_gate.ts";
+import { runWithFault } from "./support/run_faults.ts";
 import type { MpiImpl } from "./support/mpi_launch.ts";
 
 const SERVERS = ["img.org%3A8080", "cdn.net:443", "plain"];
@@ -235,12 +235,7 @@ Deno.test("verify: work left exits 5 without completed; failures with nothing le
 
   // Run with one file corrupted on every attempt: it fails, nothing is left: exit 3.
   const bad = rows.find((r) => r.srcPath.includes("partition_id=4/successes"))!;
-  const run = await mpirun("mpich", 2, RUN_DRIVER, [
-    "--config",
-    ws.configPath,
-    "--corrupt",
-    "partition_id=4/successes",
-  ]);
+  const run = await runWithFault("mpich", ws, "--corrupt", "partition_id=4/successes");
   assertEquals(run.code, 3, run.stdout + run.stderr);
   const failed = await verify(ws);
   assertEquals(failed.code, 3, failed.stdout + failed.stderr);

@@ -9,7 +9,8 @@
 
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { formatBytes, parseCommand, runMain, UsageError } from "../core/cli.ts";
+import { parseCommand, runMain, UsageError } from "../core/cli.ts";
+import { formatBytes } from "../core/format.ts";
 import { generateTree } from "./gen/generate_tree.ts";
 import { ExitCode } from "../core/exit_codes.ts";
 

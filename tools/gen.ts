@@ -8,7 +8,8 @@
  * @module
  */
 
-import { formatBytes, parseCommand, runMain, UsageError } from "../core/cli.ts";
+import { parseCommand, runMain, UsageError } from "../core/cli.ts";
+import { formatBytes } from "../core/format.ts";
 import { generateTree, type GenerateTreeOptions } from "./gen/generate_tree.ts";
 
 const NAME = "gen";

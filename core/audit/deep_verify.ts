@@ -68,7 +68,7 @@ export interface DeepCheckOptions {
 }
 
 /** The published files rank `rank` of `size` re-reads: balanced by bytes, deterministic. */
-export function deepShare(
+function deepShare(
   published: readonly PublishedFile[],
   rank: number,
   size: number,
@@ -154,7 +154,7 @@ async function walkFolder(
  * and lists its share of the server folders (by index; rank 0 also reports what lies at the
  * roots). Never throws for a per-file problem.
  */
-export async function deepCheckRank(
+async function deepCheckRank(
   config: Config,
   state: TransferState,
   options: DeepCheckOptions,
@@ -208,7 +208,7 @@ export async function deepCheckRank(
 }
 
 /** Merges the ranks' reports (any order) into one. */
-export function mergeDeepReports(reports: readonly DeepRankReport[]): DeepReport {
+function mergeDeepReports(reports: readonly DeepRankReport[]): DeepReport {
   const problems = reports.flatMap((r) => r.problems);
   problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return {

@@ -82,7 +82,7 @@ function byDst(a: PublishedFile, b: PublishedFile): number {
 }
 
 /** `files` sorted by destination path: the same array when it already is (checked in O(n)). */
-export function sortedByDestination(files: readonly PublishedFile[]): readonly PublishedFile[] {
+function sortedByDestination(files: readonly PublishedFile[]): readonly PublishedFile[] {
   for (let i = 1; i < files.length; i++) {
     if (files[i - 1].dstPath > files[i].dstPath) return files.slice().sort(byDst);
   }
@@ -132,7 +132,7 @@ function int64Parts(values: readonly (number | null)[]) {
 }
 
 /** Encodes published files as a zstd-compressed parquet file (rows sorted by `dst_path`). */
-export function encodeManifest(files: readonly PublishedFile[]): Uint8Array {
+function encodeManifest(files: readonly PublishedFile[]): Uint8Array {
   const rows = sortedByDestination(files);
   const time = (iso: string) => {
     const ms = Date.parse(iso);

@@ -55,7 +55,7 @@ export function entryType(e: Deno.DirEntry | Deno.FileInfo): string {
  * Checks a published file with one `lstat`: a problem when it is missing, not a regular file,
  * or not of its logged size; `null` when it looks as recorded (its bytes are not read).
  */
-export async function statPublished(file: PublishedFile): Promise<DeepProblem | null> {
+async function statPublished(file: PublishedFile): Promise<DeepProblem | null> {
   const path = file.dstPath;
   let info: Deno.FileInfo | null;
   try {

@@ -14,7 +14,7 @@ import { InputError } from "../errors.ts";
 import { syncDirectory } from "../io/sync_directory.ts";
 
 /** The `n`-th name for `path` when the plain one is taken: `a.parquet` -> `a.1.parquet`. */
-export function numberedName(path: string, n: number): string {
+function numberedName(path: string, n: number): string {
   if (n === 0) return path;
   const name = basename(path);
   const dot = name.lastIndexOf(".");

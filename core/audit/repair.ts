@@ -17,7 +17,7 @@ import type { DeepProblem, DeepProblemKind } from "./published_check.ts";
 import type { PublishedFile } from "./manifest.ts";
 
 /** The kinds of problem a repair handles; the others are left for the user to look at. */
-export const REPAIRABLE: readonly DeepProblemKind[] = ["missing", "size", "altered"];
+const REPAIRABLE: readonly DeepProblemKind[] = ["missing", "size", "altered"];
 
 /** A published file recorded as no longer verified. */
 export interface RepairedFile {

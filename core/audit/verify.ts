@@ -99,7 +99,7 @@ const byDstPath = (a: { dstPath: string }, b: { dstPath: string }) =>
   a.dstPath < b.dstPath ? -1 : a.dstPath > b.dstPath ? 1 : 0;
 
 /** The manifest row of a verified record. */
-export function publishedFile(rec: VerificationRecord): PublishedFile {
+function publishedFile(rec: VerificationRecord): PublishedFile {
   const parts = parseDestinationPath(rec.dstPath);
   if (parts === null) {
     throw new InputError(
@@ -125,7 +125,7 @@ export function publishedFile(rec: VerificationRecord): PublishedFile {
  * logs' state. Failures and published files are sorted by destination; left and unscheduled
  * files keep the order of the schedule and the filter tables.
  */
-export function assessState(
+function assessState(
   planned: readonly PlanRow[] | null,
   schedule: readonly ScheduleRow[] | null,
   logs: VerificationState,

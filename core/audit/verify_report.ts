@@ -5,7 +5,7 @@
  * @module
  */
 
-import { formatBytes } from "../cli.ts";
+import { formatBytes } from "../format.ts";
 import { formatDuration } from "../transfer/progress.ts";
 import { ExitCode } from "../exit_codes.ts";
 import type { PendingFile, Tally, VerifyTransferResult } from "./verify.ts";
@@ -20,7 +20,7 @@ export interface ReportSink {
 }
 
 /** The process's stdout and stderr. */
-export const CONSOLE_SINK: ReportSink = {
+const CONSOLE_SINK: ReportSink = {
   out: (line) => console.log(line),
   err: (line) => console.error(line),
 };

@@ -5,25 +5,12 @@
  * @module
  */
 
+import { Descriptor } from "./descriptor.ts";
 import { FileHandle } from "./file_handle.ts";
 import { AT_FDCWD, type Libc } from "./libc.ts";
 
 /** A folder opened with `O_PATH`; names are resolved relative to it. */
-export class DirectoryHandle {
-  readonly #libc: Libc;
-  #open = true;
-  /** The folder's descriptor. */
-  readonly fd: number;
-  /** The folder's path, for messages. */
-  readonly path: string;
-
-  /** Wraps a folder descriptor; the handle owns it. */
-  constructor(libc: Libc, fd: number, path: string) {
-    this.#libc = libc;
-    this.fd = fd;
-    this.path = path;
-  }
-
+export class DirectoryHandle extends Descriptor {
   /**
    * Opens the folder at `path`, refusing a symlink as its last component
    * (`O_NOFOLLOW`: {@linkcode NotADirectoryError} or {@linkcode SymlinkError}).
@@ -44,38 +31,31 @@ export class DirectoryHandle {
 
   /** Opens `name` for reading, never through a symlink; `O_NONBLOCK` keeps a FIFO from hanging. */
   async openRead(name: string): Promise<FileHandle> {
-    const f = this.#libc.flags;
+    const f = this.libc.flags;
     const path = this.#child(name);
     const flags = f.RDONLY | f.NOFOLLOW | f.NONBLOCK | f.CLOEXEC;
-    return new FileHandle(this.#libc, await this.#libc.openAt(this.fd, name, flags, 0, path), path);
+    return new FileHandle(this.libc, await this.libc.openAt(this.fd, name, flags, 0, path), path);
   }
 
   /** Creates `name` for reading and writing; fails with `AlreadyExistsError` if it exists. */
   async create(name: string, mode = 0o666): Promise<FileHandle> {
-    const f = this.#libc.flags;
+    const f = this.libc.flags;
     const path = this.#child(name);
     const flags = f.RDWR | f.CREAT | f.EXCL | f.NOFOLLOW | f.CLOEXEC;
     return new FileHandle(
-      this.#libc,
-      await this.#libc.openAt(this.fd, name, flags, mode, path),
+      this.libc,
+      await this.libc.openAt(this.fd, name, flags, mode, path),
       path,
     );
   }
 
   /** Links `from` as `to` (`linkat`): fails with `AlreadyExistsError`, never replaces. */
   link(from: string, to: string): Promise<void> {
-    return this.#libc.linkAt(this.fd, from, to, this.#child(to));
+    return this.libc.linkAt(this.fd, from, to, this.#child(to));
   }
 
   /** Removes the name `name`. */
   unlink(name: string): Promise<void> {
-    return this.#libc.unlinkAt(this.fd, name, this.#child(name));
-  }
-
-  /** Closes the descriptor; later calls do nothing. */
-  close(): void {
-    if (!this.#open) return;
-    this.#open = false;
-    this.#libc.closeFd(this.fd);
+    return this.libc.unlinkAt(this.fd, name, this.#child(name));
   }
 }

@@ -6,25 +6,13 @@
 
 import { alignedBuffer, alignUp, DIRECT_IO_ALIGNMENT } from "./aligned_buffer.ts";
 import { InvalidArgumentError, NotSupportedError } from "./io_errors.ts";
-import type { FdStat, Libc } from "./libc.ts";
+import { Descriptor } from "./descriptor.ts";
+import type { FdStat } from "./libc.ts";
 
 /** An open file descriptor and the path it stands for (in messages). */
-export class FileHandle {
-  readonly #libc: Libc;
+export class FileHandle extends Descriptor {
   #direct = false;
   #rangeSync = true;
-  #open = true;
-  /** The descriptor. */
-  readonly fd: number;
-  /** The path the descriptor was opened as. */
-  readonly path: string;
-
-  /** Wraps a descriptor that `libc` opened; the handle owns it and closes it. */
-  constructor(libc: Libc, fd: number, path: string) {
-    this.#libc = libc;
-    this.fd = fd;
-    this.path = path;
-  }
 
   /** True once {@linkcode FileHandle.enableDirect} succeeded: I/O bypasses the page cache. */
   get direct(): boolean {
@@ -39,7 +27,7 @@ export class FileHandle {
    */
   enableDirect(): boolean {
     try {
-      this.#libc.addStatusFlag(this.fd, this.#libc.flags.DIRECT, this.path);
+      this.libc.addStatusFlag(this.fd, this.libc.flags.DIRECT, this.path);
     } catch (err) {
       if (err instanceof InvalidArgumentError) return false;
       throw err;
@@ -50,7 +38,7 @@ export class FileHandle {
 
   /** `fstat` of the descriptor (no path look-up). */
   stat(): FdStat {
-    return this.#libc.fstat(this.fd, this.path);
+    return this.libc.fstat(this.fd, this.path);
   }
 
   /**
@@ -61,7 +49,7 @@ export class FileHandle {
   async readFull(buf: Uint8Array, offset: number): Promise<number> {
     let done = 0;
     while (done < buf.length) {
-      const n = await this.#libc.pread(this.fd, buf.subarray(done), offset + done, this.path);
+      const n = await this.libc.pread(this.fd, buf.subarray(done), offset + done, this.path);
       if (n === 0) break;
       done += n;
       if (this.#direct && done % DIRECT_IO_ALIGNMENT !== 0) break;
@@ -89,13 +77,13 @@ export class FileHandle {
   async writeAll(buf: Uint8Array, offset: number): Promise<void> {
     let done = 0;
     while (done < buf.length) {
-      done += await this.#libc.pwrite(this.fd, buf.subarray(done), offset + done, this.path);
+      done += await this.libc.pwrite(this.fd, buf.subarray(done), offset + done, this.path);
     }
   }
 
   /** `fdatasync`: the data and the size are on storage. */
   syncData(): Promise<void> {
-    return this.#libc.fdatasync(this.fd, this.path);
+    return this.libc.fdatasync(this.fd, this.path);
   }
 
   /**
@@ -105,7 +93,7 @@ export class FileHandle {
   async syncRange(offset: number, length: number): Promise<void> {
     if (this.#rangeSync) {
       try {
-        return await this.#libc.syncFileRange(this.fd, offset, length, this.path);
+        return await this.libc.syncFileRange(this.fd, offset, length, this.path);
       } catch (err) {
         if (!(err instanceof NotSupportedError || err instanceof InvalidArgumentError)) throw err;
         this.#rangeSync = false;
@@ -116,13 +104,6 @@ export class FileHandle {
 
   /** Drops a range's clean pages from the page cache (`posix_fadvise(DONTNEED)`). */
   dropCache(offset: number, length: number): Promise<void> {
-    return this.#libc.dropCache(this.fd, offset, length, this.path);
-  }
-
-  /** Closes the descriptor; later calls do nothing. */
-  close(): void {
-    if (!this.#open) return;
-    this.#open = false;
-    this.#libc.closeFd(this.fd);
+    return this.libc.dropCache(this.fd, offset, length, this.path);
   }
 }

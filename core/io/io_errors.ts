@@ -57,7 +57,7 @@ const HINTS: Readonly<Record<string, string>> = {
 };
 
 /** Name of an errno, such as `ENOENT`, or `errno N` for one without a name here. */
-export function errnoName(errno: number): string {
+function errnoName(errno: number): string {
   return ERRNO_NAMES[errno] ?? `errno ${errno}`;
 }
 

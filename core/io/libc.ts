@@ -11,6 +11,9 @@
  * what the first would have done (`pread`, `pwrite` of the same bytes at the same offset, opens,
  * `linkat`, `unlinkat`). A repeated `fdatasync` or `sync_file_range` may succeed where the first
  * failed (a write-back error is reported once): then the error says that the number was lost.
+ *
+ * One concern despite its length: the symbol table and one thin checked wrapper per call, kept
+ * together so that every call and every `errno` path of the binding is in this one file.
  * @module
  */
 

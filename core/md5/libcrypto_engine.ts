@@ -15,7 +15,7 @@ import {
 import { errorMessage } from "../errors.ts";
 
 /** Library names tried, in order, when no explicit libcrypto path is given. */
-export const LIBCRYPTO_CANDIDATES: readonly string[] = [
+const LIBCRYPTO_CANDIDATES: readonly string[] = [
   "libcrypto.so.3",
   "libcrypto.so.1.1",
   "libcrypto.so",

@@ -10,6 +10,10 @@
  * for one in arrival order. The memory is allocated once and never grows, so views into it stay
  * valid: {@linkcode SimdMd5Stream.reserve} lends such a view so that a file can be read straight
  * into the engine's memory.
+ *
+ * One concern despite its length: the streams and the engine are the two sides of one slot
+ * scheduler (a stream's every call may wake the engine to hash all slots at once, and the
+ * engine settles the streams' waits), so they share state no other module should see.
  * @module
  */
 

@@ -14,21 +14,17 @@
  */
 
 /** Byte offset of the lane states. Lane `l`, word `j` (A, B, C, D) is at {@linkcode stateWordOffset}. */
-export const STATE_OFFSET = 0;
+const STATE_OFFSET = 0;
 /** Byte offset of the pointer table: lane `l` reads its blocks from the i32 at `POINTER_OFFSET + 4 * l`. */
 export const POINTER_OFFSET = 256;
 /** Byte offset of a free 2 KiB scratch area (16 lanes × 128 bytes), used for final padded blocks. */
 export const SCRATCH_OFFSET = 1024;
-/** Bytes of the scratch area. */
-export const SCRATCH_BYTES = 2048;
 /** Byte offset of the 64 round constants, each repeated in the 4 lanes of a `v128` (data segment). */
-export const CONSTANT_OFFSET = 4096;
+const CONSTANT_OFFSET = 4096;
 /** First byte available for input data; everything below is reserved for the kernels. */
 export const DATA_OFFSET = 8192;
-/** Most lanes a kernel hashes at once. */
-export const MAX_LANES = 16;
 /** Lane counts of the SIMD kernels, narrowest first. */
-export const KERNEL_WIDTHS: readonly KernelWidth[] = [4, 8, 12, 16];
+const KERNEL_WIDTHS: readonly KernelWidth[] = [4, 8, 12, 16];
 /** Bytes in a WebAssembly memory page. */
 export const PAGE_BYTES = 65536;
 

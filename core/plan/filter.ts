@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { v4 as uuidv4 } from "uuid";
 import type { Config } from "../config.ts";
 import { updateCheckpoint } from "../records/checkpoint.ts";
-import { InputError } from "../errors.ts";
+import { errorMessage, InputError } from "../errors.ts";
 import { writeFileAtomic } from "../records/atomic_file.ts";
 import { destinationPath, safeServerName, SOURCE_FILE, toolPaths } from "../layout.ts";
 import type { FileKind } from "../layout.ts";
@@ -151,7 +151,7 @@ interface ScanResult {
 function describe(err: unknown): string {
   if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (err instanceof Deno.errors.NotFound) return "no such file or folder";
-  return (err as Error).message ?? String(err);
+  return errorMessage(err);
 }
 
 async function listDir(path: string): Promise<Deno.DirEntry[]> {
@@ -225,7 +225,7 @@ async function scanTree(config: Config, root: string, concurrency: number): Prom
     } catch (err) {
       result.problems.push({
         path: serverPath,
-        reason: (err as Error).message,
+        reason: errorMessage(err),
         entry: serverPath,
         partition: null,
       });

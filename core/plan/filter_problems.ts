@@ -9,7 +9,7 @@
 
 import { join } from "node:path";
 import { writeFileAtomic } from "../records/atomic_file.ts";
-import { InputError } from "../errors.ts";
+import { errorMessage, InputError } from "../errors.ts";
 import { lstatOrNull } from "../io/lstat_or_null.ts";
 
 /** Marker file the downloader writes when a partition is complete. */
@@ -83,7 +83,7 @@ export async function readFilterProblems(
     return { foundAt: String(doc.foundAt ?? ""), problems: doc.problems as FilterProblem[] };
   } catch (err) {
     throw new InputError(
-      `${path}: not readable (${(err as Error).message}); run 'deno task filter' to write it again`,
+      `${path}: not readable (${errorMessage(err)}); run 'deno task filter' to write it again`,
     );
   }
 }

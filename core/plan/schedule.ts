@@ -30,7 +30,7 @@ export interface ScheduleSummary {
 }
 
 /** Compares two plan rows by source path (a total, deterministic order). */
-export function bySourcePath(a: PlanRow, b: PlanRow): number {
+function bySourcePath(a: PlanRow, b: PlanRow): number {
   return a.srcPath < b.srcPath ? -1 : a.srcPath > b.srcPath ? 1 : 0;
 }
 

@@ -6,7 +6,7 @@
 
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { writeFileAtomic } from "./atomic_file.ts";
-import { InputError } from "../errors.ts";
+import { errorMessage, InputError } from "../errors.ts";
 
 /** Phase flags of the tool. */
 export interface Checkpoint {
@@ -33,7 +33,7 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new InputError(`${path}: not valid YAML (${(err as Error).message.split("\n")[0]})`);
+    throw new InputError(`${path}: not valid YAML (${errorMessage(err).split("\n")[0]})`);
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== "object" || Array.isArray(doc)) {

@@ -14,7 +14,7 @@ export type CsvRecord = Record<string, string>;
 export class CsvFieldError extends InputError {}
 
 /** Quotes one field as needed. Throws {@linkcode CsvFieldError} on a newline. */
-export function formatCsvField(value: string): string {
+function formatCsvField(value: string): string {
   if (/[\r\n]/.test(value)) {
     throw new CsvFieldError(`a CSV field may not hold a line break: ${JSON.stringify(value)}`);
   }

@@ -177,7 +177,7 @@ export interface VerificationState {
 }
 
 /** The latest record of each status for one destination (ties: the later file, then line). */
-export interface RecordsOfOne {
+interface RecordsOfOne {
   /** Latest `verified` record. */
   verified?: VerificationRecord;
   /** Latest `failed` record. */
@@ -192,7 +192,7 @@ export interface RecordsOfOne {
  * their order (a second runner that failed on a file another had published does not undo
  * it); an invalidation with nothing after it stands, so the file is left to copy again.
  */
-export function standingRecord(of: RecordsOfOne): VerificationRecord | undefined {
+function standingRecord(of: RecordsOfOne): VerificationRecord | undefined {
   const cut = of.invalidated?.verifiedAt;
   const after = (r: VerificationRecord | undefined) =>
     r !== undefined && (cut === undefined || r.verifiedAt > cut) ? r : undefined;

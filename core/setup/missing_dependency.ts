@@ -23,7 +23,8 @@ const ANSI = /\x1b\[[0-9;]*m/g;
  * The dependency Deno failed to load, when `error` (a failed `import()`, or the error output of
  * a `deno` command) is Deno's failure to cache an npm package: not in `DENO_DIR`, and the
  * registry unreachable or `--cached-only` given. `null` for any other error, which is then not
- * this module's to explain.
+ * this module's to explain. Deno throws a plain `TypeError` for it (no class of its own), so
+ * its text is the only mark there is.
  */
 export function missingDependency(error: unknown): MissingDependency | null {
   const raw = error instanceof Error ? error.message : typeof error === "string" ? error : "";

@@ -8,6 +8,7 @@
 
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
+import { shellQuote } from "../shell_quote.ts";
 import {
   KNOWN_LIBRARIES,
   LIBRARY_ENV,
@@ -112,11 +113,6 @@ function checkMpi(env: Record<string, string>): LoadedLibrary[] {
   );
 }
 
-/** Quotes `text` for a POSIX shell when it holds anything but safe characters. */
-function shellWord(text: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
-}
-
 /**
  * Caches the module graph of `phases/start.ts` (every phase and its npm packages, pinned by
  * `deno.lock`, nothing only the tests use) into the Deno cache, starts each phase of
@@ -142,7 +138,7 @@ export async function runSetup(options: SetupOptions): Promise<SetupReport> {
     "setup: done. The compute nodes must see this cache: put these lines in slurm/site.sh (or " +
       "the copy DT_SITE names), with DENO_DIR on a file system they mount",
   );
-  log(`export DENO_DIR=${shellWord(dir)}`);
-  log(`DT_DENO=${shellWord(Deno.execPath())}`);
+  log(`export DENO_DIR=${shellQuote(dir)}`);
+  log(`DT_DENO=${shellQuote(Deno.execPath())}`);
   return { denoDir: dir, packages, mpi };
 }

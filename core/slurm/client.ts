@@ -26,7 +26,7 @@ export interface SlurmOutput {
  * Runs a Slurm command; throws {@linkcode SlurmError} when it is not on PATH (the message
  * says to run on a login node or load the Slurm module).
  */
-export async function runSlurm(cmd: SlurmCommand, args: string[]): Promise<SlurmOutput> {
+async function runSlurm(cmd: SlurmCommand, args: string[]): Promise<SlurmOutput> {
   try {
     const out = await new Deno.Command(cmd, {
       args,

@@ -676,3 +676,14 @@ if (import.meta.main) {
     Deno.exit(ok ? 0 : 1);
   }
 }
+
+/**
+ * A getter of the local cluster for one test file: the first call starts it (or joins the one
+ * running), later calls return the same.
+ */
+export function lazyLocalSlurm(
+  options: LocalSlurmOptions = {},
+): () => Promise<LocalSlurm> {
+  let cluster: LocalSlurm | undefined;
+  return async () => (cluster ??= await startLocalSlurm(options));
+}

@@ -9,7 +9,8 @@
  * @module
  */
 import { parseSlurmDuration } from "../../core/slurm/client.ts";
-import { type CommandResult, runCommand } from "./command.ts";
+import { type CommandResult, runCommand, runCommandOrFail } from "./command.ts";
+import { cleanEnv } from "./mpi_launch.ts";
 
 /** States after which a job never runs again. */
 export const TERMINAL_STATES: ReadonlySet<string> = new Set([
@@ -65,6 +66,24 @@ export function slurmCommand(
     cwd: options.cwd,
     env: { ...slurmEnv, ...options.env },
     stdin: options.stdin,
+  });
+}
+
+/**
+ * Runs a command as a user of the cluster would from a login shell: a clean environment (no
+ * launcher or job variables) plus `env` (the cluster's); a time-out (default 120 s) fails.
+ */
+export function cleanCommand(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  options: { cwd?: string; timeoutMs?: number } = {},
+): Promise<CommandResult> {
+  return runCommandOrFail(cmd, args, {
+    env: cleanEnv(env),
+    clearEnv: true,
+    cwd: options.cwd,
+    timeoutMs: options.timeoutMs ?? 120_000,
   });
 }
 
