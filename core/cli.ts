@@ -154,7 +154,7 @@ export function configOnlyCommand(
  * (MPI cannot be used as the environment asks) is a setup to fix, exit 2; anything else is a
  * bug: its stack, exit 1.
  */
-function describeFailure(error: unknown): Failure {
+export function describeFailure(error: unknown): Failure {
   if (error instanceof ConfigError) {
     return { code: error.exitCode, message: error.problems.map((p) => `error: ${p}`).join("\n") };
   }
