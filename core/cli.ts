@@ -215,6 +215,3 @@ export async function runMpiMain(
   (comm as Comm | null)?.finalize();
   Deno.exit(code);
 }
-
-// Importers in core/transfer/ and core/audit/status.ts move to core/format.ts at the merge.
-export { formatBytes } from "./format.ts";

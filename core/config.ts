@@ -59,7 +59,7 @@ export interface TransferSettings {
  * Keys of `tools_parameters` this tool reads. Each is checked only by the phases that use it:
  * the toolbox's example configs hold `0` ("set me") in the ones a user's tools do not need.
  */
-export const TOOLS_PARAMETERS = [
+const TOOLS_PARAMETERS = [
   "num_workers",
   "max_nodes",
   "workers_per_node",

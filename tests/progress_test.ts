@@ -14,13 +14,9 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { addPartition, makeWorkspace, REPO, runScript } from "./support/fixture.ts";
 import { cleanEnv, launcherArgs, type MpiImpl } from "./support/mpi_launch.ts";
 import { makeGate, openGate, RUN_DRIVER } from "./support/run_gate.ts";
-import {
-  formatDuration,
-  progressLine,
-  readProgress,
-  SnapshotFile,
-} from "../core/transfer/progress.ts";
+import { progressLine, readProgress, SnapshotFile } from "../core/transfer/progress.ts";
 import type { RankProgress } from "../core/transfer/progress.ts";
+import { formatDuration } from "../core/format.ts";
 import { progressStyle } from "../core/transfer/progress_display.ts";
 import { ProgressRecorder } from "../core/transfer/rank_progress.ts";
 

@@ -20,7 +20,8 @@
  */
 
 import { join } from "node:path";
-import { formatBytes, parseCommand, runMain, UsageError } from "../core/cli.ts";
+import { parseCommand, runMain, UsageError } from "../core/cli.ts";
+import { formatBytes } from "../core/format.ts";
 import { type BlockDevice, blockDeviceOf, NoBlockDeviceError } from "./bench/block_device.ts";
 import {
   type Contender,

@@ -10,13 +10,14 @@
 
 import type { Config } from "../config.ts";
 import { readCheckpoint } from "../records/checkpoint.ts";
-import { formatBytes } from "../cli.ts";
+import { formatBytes } from "../format.ts";
 import { toolPaths } from "../layout.ts";
-import { formatDuration } from "../transfer/progress.ts";
+import { formatDuration } from "../format.ts";
 import { readTransferState } from "./verify.ts";
 import type { Tally, TransferState } from "./verify.ts";
 import type { StandingProblem } from "../plan/filter_problems.ts";
 import type { RunSummary } from "../transfer/run_summary.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Version of the JSON shape of {@linkcode StatusReport}. */
 export const STATUS_VERSION = 1;
@@ -94,7 +95,7 @@ async function readLastRun(path: string, notes: string[]): Promise<LastRun | nul
     s = JSON.parse(text);
     if (typeof s !== "object" || s === null) throw new Error("not an object");
   } catch (err) {
-    notes.push(`${path}: not readable as JSON (${(err as Error).message}); rate unknown`);
+    notes.push(`${path}: not readable as JSON (${errorMessage(err)}); rate unknown`);
     return null;
   }
   return {

@@ -6,7 +6,7 @@
  */
 
 import { formatBytes } from "../format.ts";
-import { formatDuration } from "../transfer/progress.ts";
+import { formatDuration } from "../format.ts";
 import { ExitCode } from "../exit_codes.ts";
 import type { PendingFile, Tally, VerifyTransferResult } from "./verify.ts";
 import type { DeepReport } from "./deep_verify.ts";

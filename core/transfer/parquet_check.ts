@@ -6,7 +6,7 @@
 
 import { type FileMetaData, parquetMetadata, type SchemaElement } from "hyparquet";
 import { createHash } from "node:crypto";
-import { InputError } from "../errors.ts";
+import { errorMessage, InputError } from "../errors.ts";
 
 /** One node of a parquet schema (the root excluded), in schema order. */
 export interface ParquetColumnInfo {
@@ -89,7 +89,7 @@ export async function inspectParquet(path: string): Promise<ParquetInfo> {
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) throw new InvalidParquetError(path, "no such file");
     if (e instanceof Deno.errors.PermissionDenied) {
-      throw new InvalidParquetError(path, `cannot open: ${(e as Error).message}`);
+      throw new InvalidParquetError(path, `cannot open: ${errorMessage(e)}`);
     }
     throw e;
   }
@@ -171,7 +171,7 @@ export async function inspectParquetSource(
   try {
     meta = parquetMetadata(footer.buffer);
   } catch (e) {
-    throw new InvalidParquetError(path, `footer does not decode: ${(e as Error).message}`);
+    throw new InvalidParquetError(path, `footer does not decode: ${errorMessage(e)}`);
   }
   return await describe(path, size, footerBytes, meta);
 }
@@ -201,7 +201,7 @@ async function describe(
   try {
     columns = flattenSchema(meta.schema);
   } catch (e) {
-    throw new InvalidParquetError(path, `footer does not decode: ${(e as Error).message}`);
+    throw new InvalidParquetError(path, `footer does not decode: ${errorMessage(e)}`);
   }
   return {
     path,

@@ -7,7 +7,7 @@
 
 import { join } from "node:path";
 import { writeAll } from "../io/write_all.ts";
-import { formatBytes } from "../cli.ts";
+import { formatBytes, formatDuration } from "../format.ts";
 
 /** How often a rank writes its snapshot while it works, in ms. */
 export const SNAPSHOT_INTERVAL_MS = 1000;
@@ -90,21 +90,6 @@ export async function readProgress(logs: string, size: number): Promise<RankProg
     }
   }
   return out;
-}
-
-/** Formats seconds as `1h02m03s`. */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "?";
-  if (seconds < 10) return `${Math.max(0, seconds).toFixed(1)}s`;
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const r = s % 60;
-  return h > 0
-    ? `${h}h${String(m).padStart(2, "0")}m${String(r).padStart(2, "0")}s`
-    : m > 0
-    ? `${m}m${String(r).padStart(2, "0")}s`
-    : `${r}s`;
 }
 
 /**

@@ -24,7 +24,7 @@ export class ScheduleRootError extends InputError {}
  * `<dst folder>/server=<safe name>/<data|errors>_<id>.parquet`. A hand-edited schedule cannot
  * make the runner write anywhere else.
  */
-export function checkRowRoots(config: Config, row: ScheduleRow, where: string): void {
+function checkRowRoots(config: Config, row: ScheduleRow, where: string): void {
   if (!isWithin(config.imagesFolder, row.srcPath) || row.srcPath === config.imagesFolder) {
     throw new ScheduleRootError(
       `${where}: src_path ${row.srcPath} is outside the images folder ${config.imagesFolder}: refused`,

@@ -4,8 +4,8 @@
  * @module
  */
 
-import { formatBytes } from "../cli.ts";
-import { formatDuration } from "./progress.ts";
+import { formatBytes } from "../format.ts";
+import { formatDuration } from "../format.ts";
 
 /** A file that failed in this run, with the reason. */
 export interface RunFailure {

@@ -21,7 +21,7 @@ import { openLoneEngine, openMd5Engine } from "../md5/open_engine.ts";
 import { writeFileAtomic } from "../records/atomic_file.ts";
 import { readCheckpoint, requireSteps } from "../records/checkpoint.ts";
 import { ProgressDisplay, progressStyle } from "./progress_display.ts";
-import { formatBytes } from "../cli.ts";
+import { formatBytes } from "../format.ts";
 import { runRank, type RunRankOptions } from "./run_rank.ts";
 import { openRunQueue, STEAL_OFF_BY_CONFIG } from "./run_queue.ts";
 import { acquireRunLock, RunInProgressError, type RunLock } from "./run_lock.ts";

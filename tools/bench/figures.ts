@@ -80,7 +80,7 @@ export interface ContenderFigures {
 }
 
 /** A finite number, or null (JSON has no NaN). */
-export function finite(n: number): number | null {
+function finite(n: number): number | null {
   return Number.isFinite(n) ? n : null;
 }
 

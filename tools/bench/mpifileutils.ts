@@ -15,7 +15,7 @@ export interface MpiFileUtils {
 }
 
 /** Where mpiFileUtils is looked for when it is not on PATH. */
-export const DEFAULT_MFU_PREFIX = "/opt/mfu";
+const DEFAULT_MFU_PREFIX = "/opt/mfu";
 
 /** The script that builds mpiFileUtils, relative to the repository (never part of it). */
 export const MFU_BUILD_SCRIPT = "../shared/peers/build-mpifileutils.sh";
@@ -72,7 +72,7 @@ export interface DcmpCounts {
 }
 
 /** Reads the counts of a `dcmp` summary; throws when a line is missing. */
-export function parseDcmp(output: string): DcmpCounts {
+function parseDcmp(output: string): DcmpCounts {
   const count = (what: string): number => {
     const m = new RegExp(`exist[a-z ]* ${what}: (\\d+)`).exec(output);
     if (m === null) {

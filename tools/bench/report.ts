@@ -4,7 +4,7 @@
  * @module
  */
 
-import { formatBytes } from "../../core/cli.ts";
+import { formatBytes } from "../../core/format.ts";
 import type { ToolPathCalls } from "./tool.ts";
 import type { Target, TreeFigures } from "./targets.ts";
 import type { TreeName } from "./tree.ts";

@@ -62,7 +62,7 @@ export const TOOL_WARM: string[][] = [
 ];
 
 /** The run phase on `ws` with {@linkcode RANKS} ranks. */
-export function runPhaseCommand(ws: Workspace): string[] {
+function runPhaseCommand(ws: Workspace): string[] {
   return [MPIRUN, "-n", String(RANKS), ...phase("run", "--config", ws.configPath)];
 }
 
