@@ -9,11 +9,11 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { join } from "node:path";
 import { readSchedule, readVerificationLogs, temporaryPath } from "../mod.ts";
 import type { ScheduleRow } from "../mod.ts";
-import { addPartition, datasetFiles, makeWorkspace, REPO, runScript } from "./support/fixture.ts";
+import { addPartition, datasetFiles, makeWorkspace, runScript } from "./support/fixture.ts";
 import type { Workspace, WorkspaceOptions } from "./support/fixture.ts";
 import { readRowsWithHyparquet } from "./support/parquet_readers.ts";
-import { cleanEnv, launcherArgs, MPI_IMPLS, mpirun } from "./support/mpi_launch.ts";
-import { makeGate, RUN_DRIVER, waitPaused } from "./support/run_gate.ts";
+import { cleanEnv, MPI_IMPLS, mpirun } from "./support/mpi_launch.ts";
+import { makeGate, RUN_DRIVER, spawnDriver, waitPaused } from "./support/run_gate.ts";
 import { rankLogText, runWithFault } from "./support/run_faults.ts";
 import { lstatOrNull } from "../core/io/lstat_or_null.ts";
 
@@ -262,36 +262,19 @@ Deno.test("run: a rank killed with SIGKILL in the middle of a copy, then a re-ru
     const victimRow = rows.filter((r) => r.rank === 1)
       .sort((a, b) => b.sizeBytes - a.sizeBytes || (a.srcPath < b.srcPath ? -1 : 1))[1];
     const gate = await makeGate();
-    const cmd = new Deno.Command("sh", {
-      args: [
-        "-c",
-        `exec "$@"`,
-        "sh",
-        ...launcherArgs(impl, 2, [
-          Deno.execPath(),
-          "run",
-          "-A",
-          join(REPO, RUN_DRIVER),
-          "--config",
-          ws.configPath,
-          "--gate",
-          gate,
-          "--pause-in-copy",
-          victimRow.srcPath,
-        ]),
-      ],
-      env: cleanEnv(),
-      clearEnv: true,
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    let ended = false;
-    const status = cmd.status.then((s) => (ended = true, s));
-    const pids = await waitPaused(gate, [1], () => !ended);
+    const job = spawnDriver(impl, 2, [
+      "--config",
+      ws.configPath,
+      "--gate",
+      gate,
+      "--pause-in-copy",
+      victimRow.srcPath,
+    ]);
+    const pids = await waitPaused(gate, [1], job.running);
     const temporaries = datasetFiles(ws).filter((p) => p.endsWith(".dt-tmp"));
     assert(temporaries.length >= 1, "the paused copy is a temporary on storage");
     Deno.kill(pids.get(1)!, "SIGKILL");
-    assert(!(await status).success, "the job fails when a rank is killed");
+    assert(!(await job.status).success, "the job fails when a rank is killed");
     const state = await readVerificationLogs(join(ws.tool, "verification"));
     assert(!state.byDst.has(victimRow.dstPath), "the file in flight was not recorded");
     assert(!datasetFiles(ws).includes(victimRow.dstPath), "nor published");

@@ -23,13 +23,12 @@ import {
   datasetFiles,
   listFiles,
   makeWorkspace,
-  REPO,
   runScript,
 } from "./support/fixture.ts";
 import type { Workspace, WorkspaceOptions } from "./support/fixture.ts";
 import { countRowsWithDuckdb, readRowsWithHyparquet } from "./support/parquet_readers.ts";
-import { cleanEnv, launcherArgs, MPI_IMPLS, type MpiImpl, mpirun } from "./support/mpi_launch.ts";
-import { makeGate, RUN_DRIVER, waitPaused } from "./support/run_gate.ts";
+import { MPI_IMPLS, type MpiImpl, mpirun } from "./support/mpi_launch.ts";
+import { makeGate, RUN_DRIVER, spawnDriver, waitPaused } from "./support/run_gate.ts";
 
 /** A scheduled workspace of `partitions` partitions (two files each) for `ranks` ranks. */
 async function scheduled(
@@ -162,36 +161,19 @@ for (const impl of MPI_IMPLS) {
     const gate = await makeGate();
     // Rank 1 is slow: rank 0 takes over its files and pauses inside the copy of the first one
     // it took, its first range on storage, until it is killed.
-    const cmd = new Deno.Command("sh", {
-      args: [
-        "-c",
-        `exec "$@"`,
-        "sh",
-        ...launcherArgs(impl, 2, [
-          Deno.execPath(),
-          "run",
-          "-A",
-          join(REPO, RUN_DRIVER),
-          "--config",
-          ws.configPath,
-          "--gate",
-          gate,
-          "--slow-rank",
-          "1",
-          "--pause-in-steal",
-          "--pause-rank",
-          "0",
-        ]),
-      ],
-      env: cleanEnv(),
-      clearEnv: true,
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    const job = spawnDriver(impl, 2, [
+      "--config",
+      ws.configPath,
+      "--gate",
+      gate,
+      "--slow-rank",
+      "1",
+      "--pause-in-steal",
+      "--pause-rank",
+      "0",
+    ]);
     try {
-      let ended = false;
-      const status = cmd.status.then((s) => (ended = true, s));
-      const pids = await waitPaused(gate, [0], () => !ended);
+      const pids = await waitPaused(gate, [0], job.running);
       const temporaries = datasetFiles(ws).filter((p) => p.endsWith(".dt-tmp"));
       assert(temporaries.length >= 1, "the copy taken over is a temporary on storage");
       const before = await allRecords(ws);
@@ -205,7 +187,7 @@ for (const impl of MPI_IMPLS) {
         "rank 0 finished its own share before it took from rank 1",
       );
       Deno.kill(pids.get(0)!, "SIGKILL");
-      assert(!(await status).success, "the job fails when a rank is killed");
+      assert(!(await job.status).success, "the job fails when a rank is killed");
       const again = await mpirun(impl, 2, "phases/run.ts", ["--config", ws.configPath]);
       assertEquals(again.code, 0, again.stdout + again.stderr);
       await assertDatasetOnce(ws, rows);

@@ -5,6 +5,8 @@
  */
 
 import { join } from "node:path";
+import { REPO } from "./fixture.ts";
+import { cleanEnv, launcherArgs, type MpiImpl } from "./mpi_launch.ts";
 
 /** The run driver, relative to the repository: same command line as `phases/run.ts`. */
 export const RUN_DRIVER = "tests/fixtures/run_driver.ts";
@@ -43,4 +45,35 @@ export async function waitPaused(
 /** Lets every paused rank go on. */
 export async function openGate(gate: string): Promise<void> {
   await Deno.writeTextFile(join(gate, "go"), "");
+}
+
+/** A run of the driver started in the background under a launcher. */
+export interface DriverJob {
+  /** The launcher's exit status, once it ends. */
+  status: Promise<Deno.CommandStatus>;
+  /** Whether the launcher is still running. */
+  running(): boolean;
+}
+
+/**
+ * Starts the run driver under `impl`'s launcher with `n` ranks and `args` (the driver's flags
+ * and `run`'s), in the background with its output discarded, for a test that pauses a rank at
+ * a gate and then acts on it (kills it, fills its disk).
+ */
+export function spawnDriver(impl: MpiImpl, n: number, args: string[]): DriverJob {
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      `exec "$@"`,
+      "sh",
+      ...launcherArgs(impl, n, [Deno.execPath(), "run", "-A", join(REPO, RUN_DRIVER), ...args]),
+    ],
+    env: cleanEnv(),
+    clearEnv: true,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let ended = false;
+  const status = child.status.then((s) => (ended = true, s));
+  return { status, running: () => !ended };
 }
