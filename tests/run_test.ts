@@ -13,7 +13,7 @@ import { addPartition, datasetFiles, makeWorkspace, runScript } from "./support/
 import type { Workspace, WorkspaceOptions } from "./support/fixture.ts";
 import { readRowsWithHyparquet } from "./support/parquet_readers.ts";
 import { cleanEnv, MPI_IMPLS, mpirun } from "./support/mpi_launch.ts";
-import { makeGate, RUN_DRIVER, spawnDriver, waitPaused } from "./support/run_gate.ts";
+import { makeGate, spawnDriver, waitPaused } from "./support/run_gate.ts";
 import { rankLogText, runWithFault } from "./support/run_faults.ts";
 import { lstatOrNull } from "../core/io/lstat_or_null.ts";
 
