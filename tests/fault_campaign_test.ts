@@ -44,7 +44,7 @@ console.log(
 );
 
 /** What the campaign did, printed by the last test. */
-const tally = { kills: 0, faults: 0, badInputs: 0, filesChecked: 0, lost: 0 };
+const tally = { kills: 0, launcherHangs: 0, faults: 0, badInputs: 0, filesChecked: 0, lost: 0 };
 
 const SINGLE: Launch = { kind: "single" };
 const MPICH: Launch = { kind: "mpi", impl: "mpich", n: 2 };
@@ -110,9 +110,11 @@ async function killDuring(phase: Phase, l: Launch, ws: Workspace): Promise<numbe
   }
   assert(k.result.code !== 0, `${phase} reports the killed rank (exit ${k.result.code})`);
   tally.kills++;
+  if (k.launcherHung) tally.launcherHangs++;
   console.log(
     `  kill ${tally.kills}: ${phase} (${launchLabel(l)}) pid ${k.victim} at ${k.atMs} ms ` +
-      `of ~${Math.round(estimate)} ms`,
+      `of ~${Math.round(estimate)} ms` +
+      (k.launcherHung ? " (Open MPI's mpirun aborted the job but stayed up: session killed)" : ""),
   );
   return k.victim;
 }
@@ -705,7 +707,11 @@ Deno.test("tally", () => {
   console.log(
     `fault campaign: ${tally.kills} kills survived, ${tally.faults} faults injected, ` +
       `${tally.badInputs} bad inputs tried, ${tally.lost} files lost ` +
-      `(seed ${SEED}, ${tally.filesChecked} files checked after kills)`,
+      `(seed ${SEED}, ${tally.filesChecked} files checked after kills` +
+      (tally.launcherHangs > 0
+        ? `; Open MPI's mpirun stayed up after aborting the job ${tally.launcherHangs} time(s)`
+        : "") +
+      ")",
   );
   assertEquals(tally.lost, 0);
 });

@@ -86,6 +86,28 @@ export async function runPhase(
   return await waitSession(s, options.timeoutMs ?? 120_000);
 }
 
+/** A session whose leader did not end in time; its processes were killed. */
+export class SessionTimeout extends Error {
+  /** What the leader had said when it was killed. */
+  readonly result: RunResult;
+  constructor(pid: number, timeoutMs: number, result: RunResult) {
+    super(`session ${pid} did not end within ${timeoutMs} ms:\n${result.stderr}`);
+    this.name = "SessionTimeout";
+    this.result = result;
+  }
+}
+
+/**
+ * Open MPI 4's `mpirun` sometimes stays up for good after it has reported a rank's death and
+ * aborted the job, when the rank died before its PMIx connection was set up ("rank 1 with PID
+ * 0 ... exited on signal 9", then "PMIX ERROR: UNREACHABLE"): a launcher defect, not one of the
+ * tool's. Whether `stderr` shows exactly that.
+ */
+export function isOpenMpiLauncherHang(stderr: string): boolean {
+  return /job has been aborted/.test(stderr) && /PMIX ERROR: UNREACHABLE/.test(stderr) &&
+    /noticed that process rank \d+ with PID 0 /.test(stderr);
+}
+
 /** Waits for a session's leader; after `timeoutMs` kills the whole session and fails. */
 export async function waitSession(s: Session, timeoutMs: number): Promise<RunResult> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -94,8 +116,7 @@ export async function waitSession(s: Session, timeoutMs: number): Promise<RunRes
   clearTimeout(timer);
   if (out === null) {
     for (const p of sessionMembers(s.pid)) killQuietly(p);
-    const late = await s.result;
-    throw new Error(`session ${s.pid} did not end within ${timeoutMs} ms:\n${late.stderr}`);
+    throw new SessionTimeout(s.pid, timeoutMs, await s.result);
   }
   // Ranks orphaned by a dead launcher stay in the session: wait for them, then kill them.
   const until = Date.now() + 15_000;
@@ -167,6 +188,11 @@ export interface KillOutcome {
   atMs: number;
   /** Result of the launcher (or single process). */
   result: RunResult;
+  /**
+   * Open MPI's launcher did not end after it aborted the job (see
+   * {@linkcode isOpenMpiLauncherHang}); the session was killed.
+   */
+  launcherHung: boolean;
 }
 
 /**
@@ -198,8 +224,15 @@ export async function killRandomRankAt(
     }
     await sleep(Math.min(5, Math.max(1, atMs - elapsed)));
   }
-  const result = await waitSession(s, 60_000);
-  return { victim, atMs: Math.round(when), result };
+  try {
+    const result = await waitSession(s, 60_000);
+    return { victim, atMs: Math.round(when), result, launcherHung: false };
+  } catch (error) {
+    if (!(error instanceof SessionTimeout) || !isOpenMpiLauncherHang(error.result.stderr)) {
+      throw error;
+    }
+    return { victim, atMs: Math.round(when), result: error.result, launcherHung: true };
+  }
 }
 
 /** MD5 of many files with one `md5sum` call: path to hex digest. */
