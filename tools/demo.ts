@@ -13,8 +13,9 @@ import { parseCommand, runMain, UsageError } from "../core/cli.ts";
 import { formatBytes } from "../core/format.ts";
 import { generateTree } from "./gen/generate_tree.ts";
 import { ExitCode } from "../core/exit_codes.ts";
+import { repositoryRoot } from "../core/repository_root.ts";
 
-const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const REPO = repositoryRoot();
 
 /** Finds an MPI launcher: `mpirun.mpich`, `mpirun.openmpi`, or `mpirun`, in that order. */
 async function findLauncher(): Promise<string[] | null> {

@@ -16,11 +16,7 @@ import type { PlanRow, ScheduleRow } from "../../core/plan/plan_table.ts";
 import { readVerificationLogs } from "../../core/records/verification_log.ts";
 import type { VerificationState } from "../../core/records/verification_log.ts";
 import { parseTemporaryName } from "../../core/layout.ts";
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+import { sleep } from "./sleep.ts";
 
 /** How a phase is started: alone, or under a launcher with `n` ranks. */
 export type Launch = { kind: "single" } | { kind: "mpi"; impl: MpiImpl; n: number };

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { writePartition } from "../../tools/gen/generate_tree.ts";
+import { repositoryRoot } from "../../core/repository_root.ts";
 
 /** A temporary workspace with a config file. */
 export interface Workspace {
@@ -115,7 +116,7 @@ export interface RunResult {
 }
 
 /** Root of the repository. */
-export const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+export const REPO: string = repositoryRoot();
 
 /** Runs `deno run -A <repo>/<script> ...args` and captures its output. */
 export async function runScript(

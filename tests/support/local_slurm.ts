@@ -17,6 +17,7 @@
  * @module
  */
 import { type CommandResult, runCommand } from "./command.ts";
+import { sleep } from "./sleep.ts";
 
 /** Options of {@link startLocalSlurm}. */
 export interface LocalSlurmOptions {
@@ -147,10 +148,6 @@ function readPid(path: string): number | null {
   } catch {
     return null;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 function tail(path: string, lines = 15): string {

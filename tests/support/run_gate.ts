@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { REPO } from "./fixture.ts";
 import { cleanEnv, launcherArgs, type MpiImpl } from "./mpi_launch.ts";
+import { sleep } from "./sleep.ts";
 
 /** The run driver, relative to the repository: same command line as `phases/run.ts`. */
 export const RUN_DRIVER = "tests/fixtures/run_driver.ts";
@@ -37,7 +38,7 @@ export async function waitPaused(
     if (pids.size === ranks.length) break;
     if (!running()) throw new Error(`the run ended before ranks ${ranks} paused at ${gate}`);
     if (Date.now() > until) throw new Error(`ranks ${ranks} did not pause within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   return pids;
 }

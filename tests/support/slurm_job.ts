@@ -11,6 +11,7 @@
 import { parseSlurmDuration } from "../../core/slurm/client.ts";
 import { type CommandResult, runCommand, runCommandOrFail } from "./command.ts";
 import { cleanEnv } from "./mpi_launch.ts";
+import { sleep } from "./sleep.ts";
 
 /** States after which a job never runs again. */
 export const TERMINAL_STATES: ReadonlySet<string> = new Set([
@@ -205,7 +206,7 @@ export async function waitForJob(
       if (c) return c;
     }
     if (Date.now() > until) break;
-    await new Promise((r) => setTimeout(r, options.pollMs ?? 250));
+    await sleep(options.pollMs ?? 250);
   }
   if (options.cancelOnTimeout ?? true) {
     await slurmCommand(slurmEnv, "scancel", [jobId]).catch(() => {});

@@ -7,9 +7,10 @@
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { timed } from "./proc.ts";
+import { repositoryRoot } from "../../core/repository_root.ts";
 
 /** Root of the repository. */
-export const REPO: string = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+export const REPO: string = repositoryRoot();
 
 /** The trees of the benchmark: many small files, real-size files, one large file. */
 export type TreeName = "small" | "large" | "single";
