@@ -122,10 +122,11 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
     },
   );
   const everyRow = plan.lists.flat();
+  const runBytes = everyRow.reduce((s, r) => s + r.sizeBytes, 0);
   const progress = new ProgressRecorder(paths.logs, {
     rank: options.rank,
     filesTotal: everyRow.length,
-    bytesTotal: everyRow.reduce((s, r) => s + r.sizeBytes, 0),
+    bytesTotal: runBytes,
     startedMs: started,
   }, log.info);
   await progress.start();
@@ -162,7 +163,6 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
   // What a rank holds cannot go to a faster rank: with others to take it, a rank holds at most
   // a files_in_flight-th of a fair share of the run (at least what its buffers hold), so that a
   // slow rank leaves little behind, while files side by side still fill the MD5 lanes.
-  const runBytes = everyRow.reduce((s, r) => s + r.sizeBytes, 0);
   const inHand = new InHand(
     queue.stealingOff === null && options.size > 1
       ? Math.max(t.buffers * t.bufferSize, runBytes / (options.size * t.filesInFlight))
