@@ -7,7 +7,7 @@
  */
 
 import { dirname, resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
+import { load as parseYaml } from "js-yaml";
 import { ConfigError, errorMessage } from "./errors.ts";
 import { isWithin } from "./is_within.ts";
 import type { Md5EngineChoice } from "./md5/open_engine.ts";

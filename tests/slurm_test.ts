@@ -9,7 +9,7 @@
  */
 
 import { join } from "node:path";
-import { parse as parseYaml } from "yaml";
+import { load as parseYaml } from "js-yaml";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { addPartition, makeWorkspace, REPO } from "./support/fixture.ts";
 import type { RunResult, Workspace } from "./support/fixture.ts";

@@ -8,7 +8,7 @@
  */
 
 import { join } from "node:path";
-import { stringify } from "yaml";
+import { dump } from "js-yaml";
 import { parseCommand, runMain, UsageError } from "../core/cli.ts";
 import { formatBytes } from "../core/format.ts";
 import { generateTree } from "./gen/generate_tree.ts";
@@ -68,7 +68,7 @@ async function main(): Promise<number> {
   const configPath = join(dir, "config.yaml");
   await Deno.writeTextFile(
     configPath,
-    stringify({
+    dump({
       path_to_output_folder: "downloader_output",
       output_structure: { images_folder: "images", tools_folder: "tools" },
       tools_parameters: { num_workers: 1, max_nodes: 1, workers_per_node: 2, cpu_per_worker: 1 },

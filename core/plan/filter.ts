@@ -5,7 +5,6 @@
  */
 
 import { join } from "node:path";
-import { v4 as uuidv4 } from "uuid";
 import type { Config } from "../config.ts";
 import { updateCheckpoint } from "../records/checkpoint.ts";
 import { errorMessage, InputError } from "../errors.ts";
@@ -110,7 +109,10 @@ export async function runFilter(
         }
         continue;
       }
-      fresh.push({ ...f, dstPath: destinationPath(config, f.serverName, f.kind, uuidv4()) });
+      fresh.push({
+        ...f,
+        dstPath: destinationPath(config, f.serverName, f.kind, crypto.randomUUID()),
+      });
     }
     for (const r of planned) {
       if (!seen.has(r.srcPath)) {

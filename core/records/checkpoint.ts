@@ -4,7 +4,7 @@
  * @module
  */
 
-import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
+import { dump as stringifyYaml, load as parseYaml } from "js-yaml";
 import { writeFileAtomic } from "./atomic_file.ts";
 import { errorMessage, InputError } from "../errors.ts";
 

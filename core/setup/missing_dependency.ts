@@ -10,7 +10,7 @@ import { denoDir } from "./deno_dir.ts";
 
 /** What Deno could not load, and why it could not fetch it. */
 export interface MissingDependency {
-  /** The dependency, such as `npm package yaml@2.9.1`. */
+  /** The dependency, such as `npm package js-yaml@5.5.0`. */
   readonly what: string;
   /** Deno's innermost reason, such as `--cached-only is specified` or a DNS error. */
   readonly cause: string;

@@ -5,7 +5,7 @@
  */
 
 import { join } from "node:path";
-import { stringify } from "yaml";
+import { dump } from "js-yaml";
 import { writePartition } from "../../tools/gen/generate_tree.ts";
 import { repositoryRoot } from "../../core/repository_root.ts";
 
@@ -54,7 +54,7 @@ export async function makeWorkspace(options: WorkspaceOptions = {}): Promise<Wor
     dst_error_folder: "dataset/errors",
   };
   if (options.transfer) doc.data_transfer = options.transfer;
-  await Deno.writeTextFile(configPath, stringify(doc));
+  await Deno.writeTextFile(configPath, dump(doc));
   const images = join(dir, "out", "images");
   await Deno.mkdir(images, { recursive: true });
   return {

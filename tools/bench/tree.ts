@@ -5,7 +5,7 @@
  */
 
 import { join } from "node:path";
-import { stringify } from "yaml";
+import { dump } from "js-yaml";
 import { timed } from "./proc.ts";
 import { repositoryRoot } from "../../core/repository_root.ts";
 
@@ -229,7 +229,7 @@ export async function makeWorkspace(
     dst_error_folder: join(dir, "dataset", "errors"),
     data_transfer: transfer,
   };
-  await Deno.writeTextFile(configPath, stringify(doc));
+  await Deno.writeTextFile(configPath, dump(doc));
   return {
     dir,
     configPath,
