@@ -95,6 +95,10 @@ function symbolTable<const H extends "i32" | "pointer">(handle: H) {
     // Nonblocking collectives: the request is written to (and read from) caller memory, an
     // `int` under MPICH and a pointer under Open MPI; `status` is MPI_STATUS_IGNORE.
     MPI_Ibarrier: { parameters: [handle, "buffer"], result: "i32" },
+    MPI_Iallreduce: {
+      parameters: ["buffer", "buffer", "i32", handle, handle, handle, "buffer"],
+      result: "i32",
+    },
     MPI_Test: { parameters: ["buffer", "buffer", "pointer"], result: "i32" },
     MPI_Get_library_version: { parameters: ["buffer", "buffer"], result: "i32" },
     MPI_Error_string: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
@@ -155,6 +159,16 @@ export interface RawMpi<H> {
   MPI_Abort(comm: H, code: number): number;
   /** `MPI_Ibarrier(comm, request)` */
   MPI_Ibarrier(comm: H, request: Buf): number;
+  /** `MPI_Iallreduce(sendbuf, recvbuf, count, datatype, op, comm, request)` */
+  MPI_Iallreduce(
+    sendbuf: Buf,
+    recvbuf: Buf,
+    count: number,
+    datatype: H,
+    op: H,
+    comm: H,
+    request: Buf,
+  ): number;
   /** `MPI_Test(request, flag, status)` */
   MPI_Test(request: Buf, flag: Buf, status: Deno.PointerValue): number;
   /** `MPI_Get_library_version(version, resultlen)` */

@@ -30,8 +30,8 @@ export type ReduceOp = "sum" | "max" | "min";
 export type RequestSlot = Uint8Array<ArrayBuffer>;
 
 /**
- * The MPI calls of one loaded libmpi, independent of its ABI. All block except `ibarrier` and
- * `test`.
+ * The MPI calls of one loaded libmpi, independent of its ABI. All block except `ibarrier`,
+ * `iallreduceDouble` and `test`.
  */
 export interface MpiBinding {
   /** The library's ABI. */
@@ -72,6 +72,16 @@ export interface MpiBinding {
   errorString(code: number): string;
   /** `MPI_Ibarrier(MPI_COMM_WORLD)`: starts a barrier and returns its request at once. */
   ibarrier(): RequestSlot;
+  /**
+   * `MPI_Iallreduce` of one double: starts the reduction and returns its request at once; the
+   * result lands in `recv[0]` once the request completed. `send` and `recv` must stay alive
+   * (referenced) until then.
+   */
+  iallreduceDouble(
+    send: Float64Array<ArrayBuffer>,
+    recv: Float64Array<ArrayBuffer>,
+    op: ReduceOp,
+  ): RequestSlot;
   /** `MPI_Test` with `MPI_STATUS_IGNORE`: true once the request completed (MPI freed it). */
   test(request: RequestSlot): boolean;
 }
@@ -173,6 +183,20 @@ function bind<H>(
     ibarrier() {
       const request = new Uint8Array(REQUEST_BYTES);
       check("MPI_Ibarrier", raw.MPI_Ibarrier(handles.commWorld, request));
+      return request;
+    },
+    iallreduceDouble(send, recv, op) {
+      const request = new Uint8Array(REQUEST_BYTES);
+      const code = raw.MPI_Iallreduce(
+        send,
+        recv,
+        1,
+        handles.double,
+        ops[op],
+        handles.commWorld,
+        request,
+      );
+      check("MPI_Iallreduce", code);
       return request;
     },
     test(request) {

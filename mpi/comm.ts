@@ -17,7 +17,7 @@ import {
 } from "./counters.ts";
 import { loadRma, type RmaBinding } from "./rma_binding.ts";
 // --- one-sided counters (end) ---
-import { PolledRequest, type Request } from "./request.ts";
+import { PolledRequest, PolledValueRequest, type Request, type ValueRequest } from "./request.ts";
 
 export type { ReduceOp } from "./binding.ts";
 
@@ -60,6 +60,12 @@ export interface Comm {
   gatherObject<T>(value: T, root?: number): T[] | null;
   /** Combines one number from every rank (`MPI_Allreduce` on doubles); every rank gets it. */
   allreduce(value: number, op: ReduceOp): number;
+  /**
+   * Starts {@linkcode Comm.allreduce} without waiting (`MPI_Iallreduce`): the request's
+   * `value()` is the result once every rank has called it. Collective like `allreduce`: every
+   * rank calls it, in the same order as the other collectives.
+   */
+  iallreduce(value: number, op: ReduceOp): ValueRequest;
   /**
    * Prints `[rank r/size] message` on stderr and ends the whole job (`MPI_Abort` on
    * `MPI_COMM_WORLD`) with `code` (1 when `code` is not a positive integer).
@@ -143,6 +149,11 @@ export class SelfComm implements Comm {
   allreduce(value: number, op: ReduceOp): number {
     checkOp(op);
     return value;
+  }
+  /** A request already complete, whose value is `value`. */
+  iallreduce(value: number, op: ReduceOp): ValueRequest {
+    checkOp(op);
+    return new PolledValueRequest(() => true, () => value);
   }
   /** Prints `[rank 0/1] message` on stderr and exits with `code`. */
   abort(code: number, message: string): never {
@@ -273,6 +284,21 @@ export class WorldComm implements Comm {
     const mpi = this.#live("allreduce");
     checkOp(op);
     return mpi.allreduceDouble(value, op);
+  }
+
+  /**
+   * `MPI_Iallreduce` of one double; its request is tested with `MPI_Test`. The send and receive
+   * buffers stay referenced by the request until it completes.
+   */
+  iallreduce(value: number, op: ReduceOp): ValueRequest {
+    const mpi = this.#live("iallreduce");
+    checkOp(op);
+    const buffers = { send: new Float64Array([value]), recv: new Float64Array(1) };
+    const slot = mpi.iallreduceDouble(buffers.send, buffers.recv, op);
+    return new PolledValueRequest(
+      () => this.#live("test of an iallreduce").test(slot) && buffers.send.length === 1,
+      () => buffers.recv[0],
+    );
   }
 
   /** Prints `[rank r/size] message` on stderr, then `MPI_Abort(MPI_COMM_WORLD, code)`. */

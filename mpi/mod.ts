@@ -48,7 +48,7 @@ export type { Comm, ReduceOp } from "./comm.ts";
 // --- one-sided counters (begin) ---
 export { type Counters, type CountersOptions, DEFAULT_PROGRESS_INTERVAL_MS } from "./counters.ts";
 // --- one-sided counters (end) ---
-export type { Request, WaitOptions } from "./request.ts";
+export type { Request, ValueRequest, WaitOptions } from "./request.ts";
 export { MpiCallError, MpiError } from "./errors.ts";
 export {
   detectLauncher,

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { MpiError } from "./errors.ts";
+
 /** Default longest sleep between two tests of a request, in ms. */
 const DEFAULT_MAX_SLEEP_MS = 20;
 
@@ -52,5 +54,28 @@ export class PolledRequest implements Request {
       await new Promise((resolve) => setTimeout(resolve, sleep));
       sleep = Math.min(sleep * 2, max);
     }
+  }
+}
+
+/** A {@linkcode Request} whose operation yields one number (an `MPI_Iallreduce`). */
+export interface ValueRequest extends Request {
+  /** The result, once `test()` returned true or `wait()` resolved; throws `MpiError` before. */
+  value(): number;
+}
+
+/** A {@linkcode ValueRequest} completed when `probe` first returns true; `read` gives the value. */
+export class PolledValueRequest extends PolledRequest implements ValueRequest {
+  readonly #read: () => number;
+
+  /** Wraps `probe` (as {@linkcode PolledRequest}) and `read`, which reads the result. */
+  constructor(probe: () => boolean, read: () => number) {
+    super(probe);
+    this.#read = read;
+  }
+
+  /** The result; throws `MpiError` while the operation is still in flight. */
+  value(): number {
+    if (!this.test()) throw new MpiError("value() of a request that has not completed yet");
+    return this.#read();
   }
 }

@@ -141,6 +141,9 @@ Deno.test("openWorld without a launcher: one process, no MPI, said once", async 
   assert.deepEqual(gathered, [bytes]);
   assert.notEqual(gathered?.[0], bytes);
   assert.equal(comm.allreduce(2.5, "sum"), 2.5);
+  const reduction = comm.iallreduce(1.5, "max");
+  assert.equal(reduction.test(), true);
+  assert.equal(reduction.value(), 1.5);
   assert.throws(() => comm.gather(bytes, 1), RangeError);
   const value = { rank: 0, name: "é", list: [1, 2.5] };
   const objects = comm.gatherObject(value);
@@ -200,6 +203,8 @@ interface DriverLine {
   sum: number;
   max: number;
   min: number;
+  imax: number;
+  isum: number;
   scenarios: ScenarioResult[];
 }
 
@@ -214,6 +219,8 @@ function checkDriver(impl: MpiImpl, n: number, result: RunResult): void {
   assert.equal(line.sum, n * (n - 1) / 2 + n * 0.5);
   assert.equal(line.max, (n - 1) * 2);
   assert.equal(line.min, -(n - 1));
+  assert.equal(line.imax, (n - 1) * 3 + 1);
+  assert.equal(line.isum, n * (n - 1) / 2 + n * 0.25);
   assert.deepEqual(line.scenarios.map((s) => s.name), Object.keys(SCENARIOS));
   for (const scenario of line.scenarios) {
     const ranks = Array.from({ length: n }, (_, rank) => rank);
@@ -231,7 +238,7 @@ for (const impl of MPI_IMPLS) {
   const name = LAUNCHERS[impl].command;
 
   for (const n of [2, 3]) {
-    Deno.test(`${name} -n ${n}: gather 0 B .. 4.5 MB uneven payloads byte for byte, allreduce`, async () => {
+    Deno.test(`${name} -n ${n}: gather 0 B .. 4.5 MB uneven payloads byte for byte, allreduce, iallreduce`, async () => {
       checkDriver(impl, n, await mpirun(impl, n, DRIVER));
     });
   }
