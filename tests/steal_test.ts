@@ -5,7 +5,8 @@
  * R waits until every other rank has found nothing left to take), never by timing, so the
  * others must take over the rest of its share; the tests assert the files on disk, the logs,
  * `run_summary.json` and exit codes, never how long anything took. In one process: what a rank
- * holds (`in_hand.ts`) and the turn of its workers (`worker_loop.ts`).
+ * holds (`in_hand.ts`), the speed check that lets a fast rank hold more (`speed_check.ts`, on a
+ * clock the test moves), and the turn of its workers (`worker_loop.ts`).
  * @module
  */
 
@@ -16,6 +17,7 @@ import { readSchedule, type ScheduleRow } from "../core/plan/plan_table.ts";
 import type { RunSummary } from "../core/transfer/run_summary.ts";
 import { WorkListMismatchError } from "../core/transfer/work_queue.ts";
 import { InHand } from "../core/transfer/in_hand.ts";
+import { type PendingMax, SpeedCheck, type SpeedVerdict } from "../core/transfer/speed_check.ts";
 import { runWorkers } from "../core/transfer/worker_loop.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import {
@@ -95,6 +97,16 @@ async function summaryOf(ws: Workspace): Promise<RunSummary> {
   return JSON.parse(await Deno.readTextFile(join(ws.tool, "run_summary.json")));
 }
 
+/** The text of each rank's log of the runs in `ws`, by rank. */
+async function rankLogs(ws: Workspace): Promise<string[]> {
+  const logs: string[] = [];
+  for (const path of listFiles(join(ws.tool, "logs"))) {
+    const m = /\/run_rank(\d+)_[^/]*\.log$/.exec(path);
+    if (m) logs[Number(m[1])] = (logs[Number(m[1])] ?? "") + await Deno.readTextFile(path);
+  }
+  return logs;
+}
+
 /** Rows of `rank`'s own share in a world of the schedule's size, largest first. */
 function shareOf(rows: ScheduleRow[], rank: number): ScheduleRow[] {
   return rows.filter((r) => r.rank === rank)
@@ -129,7 +141,14 @@ async function slowRankRun(impl: MpiImpl, n: number, partitions: number): Promis
     const byOthers = s.ranks.filter((rank) => rank.rank !== 1)
       .reduce((t, rank) => t + rank.takenFromOthers, 0);
     assert(byOthers >= slowShare - 1, `the others took ${byOthers} files of ${slowShare}`);
-    if (n === 2) assert(s.ranks[0].takenFromOthers >= slowShare - 1, "rank 0 took the work");
+    if (n === 2) {
+      assert(s.ranks[0].takenFromOthers >= slowShare - 1, "rank 0 took the work");
+      // The speed check: rank 0 copied nearly every file in the time rank 1 copied one, by
+      // construction, so rank 0 may hold a file per worker and rank 1 keeps holding little.
+      const logs = await rankLogs(ws);
+      assertMatch(logs[0], /speed check: .*: holding as many files as there are workers/);
+      assertMatch(logs[1], /speed check: .*: slower than half the fastest, holding at most/);
+    }
     assertEquals(s.takenFromOthers, s.ranks.reduce((t, rank) => t + rank.takenFromOthers, 0));
     assertEquals(s.ranks.reduce((b, rank) => b + rank.bytes, 0), s.bytes);
     assertMatch(
@@ -316,6 +335,78 @@ Deno.test("steal: a rank takes another file only while it holds less than its li
   hand.done("c"); // finished (or failed) with bytes not copied: no longer in hand
   assertEquals(hand.left, 40);
   await hand.room();
+});
+
+/** A max-reduction over this rank and others whose rates are `others`, completed by `settle`. */
+function fakeMax(others: number[]): { postRate: (rate: number) => PendingMax; settle: () => void } {
+  let posted: number | null = null;
+  let settle = () => {};
+  const done = new Promise<void>((resolve) => settle = resolve);
+  return {
+    postRate: (rate) => {
+      if (posted !== null) throw new Error("posted twice");
+      posted = rate;
+      return { wait: () => done, value: () => Math.max(rate, ...others) };
+    },
+    settle: () => settle(),
+  };
+}
+
+Deno.test("steal: the speed check lets a rank about as fast as the fastest hold a file per worker; a slower rank keeps its limit", async () => {
+  const MIB = 2 ** 20;
+  const cases: [string, number[], boolean][] = [
+    ["the fastest", [50 * MIB], true],
+    ["just over half the fastest", [190 * MIB], true],
+    ["under half the fastest", [250 * MIB], false],
+  ];
+  for (const [what, others, fast] of cases) {
+    let clock = 1_000;
+    const hand = new InHand(64 * MIB);
+    const verdicts: SpeedVerdict[] = [];
+    const max = fakeMax(others);
+    const check = new SpeedCheck({
+      sampleBytes: 64 * MIB,
+      postRate: max.postRate,
+      now: () => clock,
+      onVerdict: (v) => {
+        verdicts.push(v);
+        if (v.fast) hand.setLimit(Infinity);
+      },
+    });
+    hand.take("a", 80 * MIB);
+    let roomy = false;
+    const room = hand.room().then(() => roomy = true);
+    clock += 500;
+    check.copied(32 * MIB); // half the sample: nothing posted yet
+    clock += 500;
+    check.copied(68 * MIB); // 100 MiB in 1 s: posted, the others have not all posted yet
+    await Promise.resolve();
+    assertEquals([verdicts.length, roomy], [0, false], what);
+    max.settle();
+    await check.finish();
+    assertEquals(verdicts.length, 1, what);
+    assertEquals(verdicts[0].bytesPerSecond, 100 * MIB, what);
+    assertEquals(verdicts[0].fastestBytesPerSecond, Math.max(100 * MIB, ...others), what);
+    assertEquals(verdicts[0].fast, fast, what);
+    // A fast rank's workers waiting for room take at once; a slow rank's still wait.
+    await Promise.race([room, new Promise((resolve) => setTimeout(resolve, 0))]);
+    assertEquals([roomy, hand.limit], [fast, fast ? Infinity : 64 * MIB], what);
+  }
+  // A rank that stops before its sample posts what it copied when it finishes.
+  let clock = 0;
+  const verdicts: SpeedVerdict[] = [];
+  const max = fakeMax([10]);
+  const check = new SpeedCheck({
+    sampleBytes: 1_000,
+    postRate: max.postRate,
+    now: () => clock,
+    onVerdict: (v) => verdicts.push(v),
+  });
+  check.copied(40);
+  clock += 2_000;
+  max.settle();
+  await check.finish();
+  assertEquals(verdicts.map((v) => [v.bytesPerSecond, v.fast]), [[20, true]]);
 });
 
 Deno.test("steal: workers take in turn, each after room and the budget check; a file taken is always worked", async () => {

@@ -9,15 +9,25 @@
 
 /** Bytes in hand of a rank, and a wait until there is room for another file. */
 export class InHand {
-  /** Taking waits while this many bytes or more are in hand (`Infinity`: never waits). */
-  readonly limit: number;
+  #limit: number;
   readonly #files = new Map<string, { size: number; copied: number }>();
   #left = 0;
   #waiting: Array<() => void> = [];
 
   /** Counts nothing yet; taking waits while `limit` bytes or more are in hand. */
   constructor(limit: number) {
-    this.limit = limit;
+    this.#limit = limit;
+  }
+
+  /** Taking waits while this many bytes or more are in hand (`Infinity`: never waits). */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  /** Changes the bound; raising it lets the workers waiting for room take at once. */
+  setLimit(limit: number): void {
+    this.#limit = limit;
+    this.#change(0);
   }
 
   /** Bytes taken and not yet copied. */
@@ -27,7 +37,7 @@ export class InHand {
 
   /** Resolves once fewer than `limit` bytes are in hand (at once when they are). */
   async room(): Promise<void> {
-    while (this.#left >= this.limit) {
+    while (this.#left >= this.#limit) {
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
     }
   }
@@ -57,7 +67,7 @@ export class InHand {
 
   #change(less: number): void {
     this.#left -= less;
-    if (this.#left >= this.limit) return;
+    if (this.#left >= this.#limit) return;
     const waiting = this.#waiting;
     this.#waiting = [];
     for (const resolve of waiting) resolve();

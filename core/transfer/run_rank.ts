@@ -16,6 +16,7 @@ import type { ScheduleRow } from "../plan/plan_table.ts";
 import { VerificationLog } from "../records/verification_log.ts";
 import type { VerificationRecord } from "../records/verification_log.ts";
 import { InHand } from "./in_hand.ts";
+import { type PendingMax, SpeedCheck } from "./speed_check.ts";
 import { planRank } from "./rank_plan.ts";
 import type { RunQueue } from "./run_queue.ts";
 import { ProgressRecorder } from "./rank_progress.ts";
@@ -65,6 +66,20 @@ export interface RunRankOptions {
    * this run), and once the rank has nothing left to take, before the queue is released.
    */
   barrier?: () => Promise<void>;
+  /**
+   * Starts the max-reduction of this rank's copy rate over every rank (`Comm.iallreduce`;
+   * collective, called once on every rank when the queue balances at run time).
+   */
+  postRate?: (bytesPerSecond: number) => PendingMax;
+}
+
+/** How a verdict of the speed check reads in the rank's log. */
+function verdictLine(fast: boolean, rate: number, fastest: number, limit: number): string {
+  const mib = (bytesPerSecond: number) => `${(bytesPerSecond / 2 ** 20).toFixed(0)} MiB/s`;
+  return `speed check: ${mib(rate)}, fastest rank ${mib(fastest)}: ` +
+    (fast
+      ? "holding as many files as there are workers"
+      : `slower than half the fastest, holding at most ${(limit / 2 ** 20).toFixed(0)} MiB`);
 }
 
 /** Runs this rank's share of the schedule. */
@@ -161,13 +176,24 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
   const queue = options.openQueue(plan.lists);
   if (queue.stealingOff !== null) log.info(`balancing at run time off: ${queue.stealingOff}`);
   // What a rank holds cannot go to a faster rank: with others to take it, a rank holds at most
-  // a files_in_flight-th of a fair share of the run (at least what its buffers hold), so that a
-  // slow rank leaves little behind, while files side by side still fill the MD5 lanes.
-  const inHand = new InHand(
-    queue.stealingOff === null && options.size > 1
-      ? Math.max(t.buffers * t.bufferSize, runBytes / (options.size * t.filesInFlight))
-      : Infinity,
-  );
+  // a files_in_flight-th of a fair share of the run (at least what its buffers hold) until the
+  // speed check has shown it is about as fast as the fastest rank; then it holds as many files
+  // as it has workers, side by side in the MD5 lanes. A slow rank goes on holding little.
+  const balancing = queue.stealingOff === null && options.size > 1;
+  const narrow = Math.max(t.buffers * t.bufferSize, runBytes / (options.size * t.filesInFlight));
+  const inHand = new InHand(balancing ? narrow : Infinity);
+  const postRate = options.postRate;
+  const speed = balancing && postRate !== undefined
+    ? new SpeedCheck({
+      sampleBytes: narrow,
+      postRate,
+      now,
+      onVerdict: ({ bytesPerSecond, fastestBytesPerSecond, fast }) => {
+        if (fast) inHand.setLimit(Infinity);
+        log.info(verdictLine(fast, bytesPerSecond, fastestBytesPerSecond, narrow));
+      },
+    })
+    : null;
   const hooks = options.hooks;
   let dry = false;
   try {
@@ -201,6 +227,7 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
           const { record, bytesRead } = await transferFile(row, context, (bytes) => {
             file.add(bytes);
             inHand.copied(row.dstPath, bytes);
+            speed?.copied(bytes);
           });
           readBytes += bytesRead;
           await finish(row, record);
@@ -220,6 +247,7 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
     }
   }
   report.elapsedMs = now() - started;
+  await speed?.finish();
   // Done here: wait for the ranks still copying without taking a core from them (they may
   // still take from this rank's list), then count what nobody took and release the queue.
   await options.barrier?.();

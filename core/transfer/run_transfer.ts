@@ -4,7 +4,7 @@
  *
  * Rank 0 takes the run lock of the tool folder for the whole job (`run_lock.ts`); each rank
  * copies its share and then takes over files other ranks have not started (`run_rank.ts`,
- * `run_queue.ts`), and writes its log; rank 0 shows the progress of all ranks. A rank with
+ * `run_queue.ts`; how much a rank holds follows `speed_check.ts`), and writes its log; rank 0 shows the progress of all ranks. A rank with
  * nothing left to take waits for the others on a nonblocking barrier, sleeping between tests,
  * so that it leaves its core to the ranks still copying (MPICH and Open MPI spin inside a
  * blocking collective, and inside `MPI_Win_free`); the ranks then meet in the gather of their
@@ -167,6 +167,7 @@ async function copyAndReport(
     report = await runRank(config, {
       ...rank,
       barrier: () => comm.ibarrier().wait(),
+      postRate: (bytesPerSecond) => comm.iallreduce(bytesPerSecond, "max"),
       openQueue: (lists) => {
         const queue = openRunQueue(comm, lists, config.transfer.steal);
         stealingOff = queue.stealingOff;
