@@ -87,12 +87,37 @@ function messageIndex(i: number): number {
 const I32 = 0x7f;
 const V128 = 0x7b;
 
-/** Growable byte buffer with the LEB128 encodings wasm uses. */
+/**
+ * Growable byte buffer with the LEB128 encodings wasm uses. It writes into a typed array that
+ * doubles when full: the kernels are tens of thousands of instructions, assembled at every
+ * start of the run phase.
+ */
 class ByteWriter {
-  #bytes: number[] = [];
+  #buf = new Uint8Array(256);
+  #length = 0;
+
+  #push(byte: number): void {
+    if (this.#length === this.#buf.length) {
+      const grown = new Uint8Array(this.#buf.length * 2);
+      grown.set(this.#buf);
+      this.#buf = grown;
+    }
+    this.#buf[this.#length++] = byte;
+  }
   /** Appends raw bytes. */
   u8(...values: number[]): this {
-    for (const v of values) this.#bytes.push(v & 0xff);
+    for (const v of values) this.#push(v & 0xff);
+    return this;
+  }
+  /** Appends the bytes of `bytes`. */
+  raw(bytes: Uint8Array): this {
+    while (this.#length + bytes.length > this.#buf.length) {
+      const grown = new Uint8Array(this.#buf.length * 2);
+      grown.set(this.#buf.subarray(0, this.#length));
+      this.#buf = grown;
+    }
+    this.#buf.set(bytes, this.#length);
+    this.#length += bytes.length;
     return this;
   }
   /** Appends an unsigned LEB128 integer. */
@@ -101,7 +126,7 @@ class ByteWriter {
     do {
       const byte = v & 0x7f;
       v >>>= 7;
-      this.#bytes.push(v !== 0 ? byte | 0x80 : byte);
+      this.#push(v !== 0 ? byte | 0x80 : byte);
     } while (v !== 0);
     return this;
   }
@@ -112,25 +137,23 @@ class ByteWriter {
       const byte = v & 0x7f;
       v >>= 7;
       const done = (v === 0 && (byte & 0x40) === 0) || (v === -1 && (byte & 0x40) !== 0);
-      this.#bytes.push(done ? byte : byte | 0x80);
+      this.#push(done ? byte : byte | 0x80);
       if (done) return this;
     }
   }
   /** Appends a length-prefixed UTF-8 name. */
   name(text: string): this {
     const b = new TextEncoder().encode(text);
-    return this.uleb(b.length).u8(...b);
+    return this.uleb(b.length).raw(b);
   }
   /** Appends another writer's bytes prefixed by their length. */
   sized(inner: ByteWriter): this {
     const b = inner.bytes();
-    this.uleb(b.length);
-    for (const v of b) this.#bytes.push(v);
-    return this;
+    return this.uleb(b.length).raw(b);
   }
-  /** The bytes written so far. */
+  /** The bytes written so far (a view, valid until the next write). */
   bytes(): Uint8Array {
-    return Uint8Array.from(this.#bytes);
+    return this.#buf.subarray(0, this.#length);
   }
 }
 
@@ -404,7 +427,7 @@ function assemble(
   for (const f of functions) {
     const body = new ByteWriter().uleb(f.locals.length);
     for (const [count, type] of f.locals) body.uleb(count).u8(type);
-    body.u8(...f.code.bytes());
+    body.raw(f.code.bytes());
     codeSec.sized(body);
   }
   section(10, codeSec);
@@ -414,7 +437,7 @@ function assemble(
     for (const k of K) for (let r = 0; r < 4; r++) data.u8(k, k >>> 8, k >>> 16, k >>> 24);
     section(11, data);
   }
-  return out.bytes();
+  return out.bytes().slice();
 }
 
 /** Builds the binary of the MD5 kernel module (imports `env.memory`, exports {@linkcode Md5KernelExports}). */
