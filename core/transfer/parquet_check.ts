@@ -4,7 +4,10 @@
  * @module
  */
 
-import { type FileMetaData, parquetMetadata, type SchemaElement } from "hyparquet";
+// The footer parser alone: the package's index loads every reader and codec (20 more modules
+// at every start of a rank).
+import { parquetMetadata } from "hyparquet/src/metadata.js";
+import type { FileMetaData, SchemaElement } from "hyparquet";
 import { createHash } from "node:crypto";
 import { errorMessage, InputError } from "../errors.ts";
 
