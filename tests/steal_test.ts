@@ -17,7 +17,12 @@ import { readSchedule, type ScheduleRow } from "../core/plan/plan_table.ts";
 import type { RunSummary } from "../core/transfer/run_summary.ts";
 import { WorkListMismatchError } from "../core/transfer/work_queue.ts";
 import { InHand } from "../core/transfer/in_hand.ts";
-import { type PendingMax, SpeedCheck, type SpeedVerdict } from "../core/transfer/speed_check.ts";
+import {
+  holdingLimit,
+  type PendingMax,
+  SpeedCheck,
+  type SpeedVerdict,
+} from "../core/transfer/speed_check.ts";
 import { runWorkers } from "../core/transfer/worker_loop.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import {
@@ -352,7 +357,7 @@ function fakeMax(others: number[]): { postRate: (rate: number) => PendingMax; se
   };
 }
 
-Deno.test("steal: the speed check lets a rank about as fast as the fastest hold a file per worker; a slower rank keeps its limit", async () => {
+Deno.test("steal: the speed check lets a rank about as fast as the fastest hold a file per worker; a slower rank holds in proportion to its speed", async () => {
   const MIB = 2 ** 20;
   const cases: [string, number[], boolean][] = [
     ["the fastest", [50 * MIB], true],
@@ -370,7 +375,7 @@ Deno.test("steal: the speed check lets a rank about as fast as the fastest hold 
       now: () => clock,
       onVerdict: (v) => {
         verdicts.push(v);
-        if (v.fast) hand.setLimit(Infinity);
+        hand.setLimit(holdingLimit(v, 64 * MIB));
       },
     });
     hand.take("a", 80 * MIB);
@@ -388,9 +393,31 @@ Deno.test("steal: the speed check lets a rank about as fast as the fastest hold 
     assertEquals(verdicts[0].bytesPerSecond, 100 * MIB, what);
     assertEquals(verdicts[0].fastestBytesPerSecond, Math.max(100 * MIB, ...others), what);
     assertEquals(verdicts[0].fast, fast, what);
-    // A fast rank's workers waiting for room take at once; a slow rank's still wait.
+    // A fast rank's workers waiting for room take at once; a slow rank's still wait, and it
+    // holds in proportion to its speed (100 of 250 MiB/s: 40% of the bound).
     await Promise.race([room, new Promise((resolve) => setTimeout(resolve, 0))]);
-    assertEquals([roomy, hand.limit], [fast, fast ? Infinity : 64 * MIB], what);
+    assertEquals([roomy, hand.limit], [fast, fast ? Infinity : Math.floor(64 * MIB * 0.4)], what);
+  }
+  // The sample's time ends it too: 10 MiB in 2 s, posted before the 64 MiB.
+  {
+    let clock = 0;
+    const verdicts: SpeedVerdict[] = [];
+    const max = fakeMax([20 * MIB]);
+    const check = new SpeedCheck({
+      sampleBytes: 64 * MIB,
+      sampleMs: 2_000,
+      postRate: max.postRate,
+      now: () => clock,
+      onVerdict: (v) => verdicts.push(v),
+    });
+    clock += 1_999;
+    check.copied(6 * MIB);
+    clock += 1;
+    check.copied(4 * MIB);
+    check.copied(4 * MIB); // after the post: counted, changes nothing
+    max.settle();
+    await check.finish();
+    assertEquals(verdicts.map((v) => [v.bytesPerSecond, v.fast]), [[5 * MIB, false]]);
   }
   // A rank that stops before its sample posts what it copied when it finishes.
   let clock = 0;

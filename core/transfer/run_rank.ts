@@ -16,7 +16,7 @@ import type { ScheduleRow } from "../plan/plan_table.ts";
 import { VerificationLog } from "../records/verification_log.ts";
 import type { VerificationRecord } from "../records/verification_log.ts";
 import { InHand } from "./in_hand.ts";
-import { type PendingMax, SpeedCheck } from "./speed_check.ts";
+import { holdingLimit, type PendingMax, SpeedCheck, type SpeedVerdict } from "./speed_check.ts";
 import { planRank } from "./rank_plan.ts";
 import type { RunQueue } from "./run_queue.ts";
 import { ProgressRecorder } from "./rank_progress.ts";
@@ -74,12 +74,14 @@ export interface RunRankOptions {
 }
 
 /** How a verdict of the speed check reads in the rank's log. */
-function verdictLine(fast: boolean, rate: number, fastest: number, limit: number): string {
+function verdictLine(verdict: SpeedVerdict, limit: number): string {
   const mib = (bytesPerSecond: number) => `${(bytesPerSecond / 2 ** 20).toFixed(0)} MiB/s`;
-  return `speed check: ${mib(rate)}, fastest rank ${mib(fastest)}: ` +
-    (fast
+  return `speed check: ${mib(verdict.bytesPerSecond)}, fastest rank ` +
+    `${mib(verdict.fastestBytesPerSecond)}: ` +
+    (verdict.fast
       ? "holding as many files as there are workers"
-      : `slower than half the fastest, holding at most ${(limit / 2 ** 20).toFixed(0)} MiB`);
+      : `slower than half the fastest, holding at most ${(limit / 2 ** 20).toFixed(1)} MiB ` +
+        "(one file at a time when that is less than a file)");
 }
 
 /** Runs this rank's share of the schedule. */
@@ -178,7 +180,7 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
   // What a rank holds cannot go to a faster rank: with others to take it, a rank holds at most
   // a files_in_flight-th of a fair share of the run (at least what its buffers hold) until the
   // speed check has shown it is about as fast as the fastest rank; then it holds as many files
-  // as it has workers, side by side in the MD5 lanes. A slow rank goes on holding little.
+  // as it has workers, side by side in the MD5 lanes. A slow rank holds less still.
   const balancing = queue.stealingOff === null && options.size > 1;
   const narrow = Math.max(t.buffers * t.bufferSize, runBytes / (options.size * t.filesInFlight));
   const inHand = new InHand(balancing ? narrow : Infinity);
@@ -186,11 +188,12 @@ export async function runRank(config: Config, options: RunRankOptions): Promise<
   const speed = balancing && postRate !== undefined
     ? new SpeedCheck({
       sampleBytes: narrow,
+      sampleMs: options.hooks?.speedSampleMs,
       postRate,
       now,
-      onVerdict: ({ bytesPerSecond, fastestBytesPerSecond, fast }) => {
-        if (fast) inHand.setLimit(Infinity);
-        log.info(verdictLine(fast, bytesPerSecond, fastestBytesPerSecond, narrow));
+      onVerdict: (verdict) => {
+        inHand.setLimit(holdingLimit(verdict, narrow));
+        log.info(verdictLine(verdict, inHand.limit));
       },
     })
     : null;

@@ -3,14 +3,20 @@
  * without pausing the copy. When ranks balance at run time, a rank holds little at first (a
  * file it holds cannot go to a faster rank); that costs MD5 lanes, so a rank that turns out to
  * be as fast as the others may then hold as many files as it has workers. Once the rank has
- * copied its sample (or stopped copying), it posts its rate to a nonblocking max-reduction over
- * every rank and goes on copying; when every rank has posted, a rank whose rate is at least
- * {@linkcode FAST_SHARE} of the fastest rank's is fast. A slow rank keeps holding little.
+ * copied its sample, or copied for {@linkcode SAMPLE_MS} (a slow rank must not keep the others
+ * waiting for the verdict), or stopped copying, it posts its rate to a nonblocking
+ * max-reduction over every rank and goes on copying; when every rank has posted, a rank whose rate is at least
+ * {@linkcode FAST_SHARE} of the fastest rank's is fast. A slow rank holds less still, in
+ * proportion to its speed ({@linkcode holdingLimit}), so that what it holds when the others run
+ * out of files to take is what it copies in about the time they took for theirs.
  * @module
  */
 
 /** A rank at least this share of the fastest rank's rate counts as fast. */
 export const FAST_SHARE = 0.5;
+
+/** The longest a rank copies before it posts its rate, in ms. */
+export const SAMPLE_MS = 1500;
 
 /** The outcome of the check, the same inputs on every rank. */
 export interface SpeedVerdict {
@@ -20,6 +26,19 @@ export interface SpeedVerdict {
   fastestBytesPerSecond: number;
   /** True when this rank's rate is at least {@linkcode FAST_SHARE} of the fastest. */
   fast: boolean;
+}
+
+/**
+ * The bytes a rank may hold after the check: no bound for a fast rank; for a slow one `narrow`
+ * (what it held before) scaled by its share of the fastest rate (at least one byte: a rank with
+ * nothing in hand always takes one file).
+ */
+export function holdingLimit(verdict: SpeedVerdict, narrow: number): number {
+  if (verdict.fast) return Infinity;
+  const share = verdict.fastestBytesPerSecond > 0
+    ? verdict.bytesPerSecond / verdict.fastestBytesPerSecond
+    : 0;
+  return Math.max(1, Math.floor(narrow * share));
 }
 
 /** A reduction in flight (a `ValueRequest` of `Comm.iallreduce`). */
@@ -34,6 +53,8 @@ export interface PendingMax {
 export interface SpeedCheckOptions {
   /** Bytes the rank copies before it posts its rate. */
   sampleBytes: number;
+  /** Or the ms it copies before it posts its rate, whichever comes first (default `SAMPLE_MS`). */
+  sampleMs?: number;
   /** Starts the max-reduction of this rank's rate over every rank (collective, once). */
   postRate: (bytesPerSecond: number) => PendingMax;
   /** Receives the verdict once every rank has posted. */
@@ -55,10 +76,14 @@ export class SpeedCheck {
     this.#started = options.now();
   }
 
-  /** Counts `bytes` more copied; posts the rate once the sample is reached. */
+  /** Counts `bytes` more copied; posts the rate once the sample's bytes or time is reached. */
   copied(bytes: number): void {
     this.#copied += bytes;
-    if (this.#posted === null && this.#copied >= this.#options.sampleBytes) this.#post();
+    if (this.#posted !== null) return;
+    const o = this.#options;
+    if (this.#copied >= o.sampleBytes || o.now() - this.#started >= (o.sampleMs ?? SAMPLE_MS)) {
+      this.#post();
+    }
   }
 
   /**

@@ -53,6 +53,11 @@ export interface RunnerHooks {
   queueDry?: () => Promise<void> | void;
   /** See {@linkcode BeforeReadBackHook}. */
   beforeReadBack?: BeforeReadBackHook;
+  /**
+   * The longest a rank copies before it posts its rate to the speed check (`speed_check.ts`,
+   * default its `SAMPLE_MS`): the slow-rank driver sets `Infinity`, so that bytes alone decide.
+   */
+  speedSampleMs?: number;
 }
 
 /** Options of {@linkcode openTransferContext}. */
