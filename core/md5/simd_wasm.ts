@@ -96,12 +96,18 @@ class ByteWriter {
   #buf = new Uint8Array(256);
   #length = 0;
 
+  /** Makes room for `n` more bytes, doubling the buffer as often as needed. */
+  #reserve(n: number): void {
+    if (this.#length + n <= this.#buf.length) return;
+    let size = this.#buf.length * 2;
+    while (this.#length + n > size) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.#buf.subarray(0, this.#length));
+    this.#buf = grown;
+  }
+
   #push(byte: number): void {
-    if (this.#length === this.#buf.length) {
-      const grown = new Uint8Array(this.#buf.length * 2);
-      grown.set(this.#buf);
-      this.#buf = grown;
-    }
+    this.#reserve(1);
     this.#buf[this.#length++] = byte;
   }
   /** Appends raw bytes. */
@@ -111,11 +117,7 @@ class ByteWriter {
   }
   /** Appends the bytes of `bytes`. */
   raw(bytes: Uint8Array): this {
-    while (this.#length + bytes.length > this.#buf.length) {
-      const grown = new Uint8Array(this.#buf.length * 2);
-      grown.set(this.#buf.subarray(0, this.#length));
-      this.#buf = grown;
-    }
+    this.#reserve(bytes.length);
     this.#buf.set(bytes, this.#length);
     this.#length += bytes.length;
     return this;
