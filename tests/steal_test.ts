@@ -118,6 +118,11 @@ function shareOf(rows: ScheduleRow[], rank: number): ScheduleRow[] {
     .sort((a, b) => b.sizeBytes - a.sizeBytes || (a.srcPath < b.srcPath ? -1 : 1));
 }
 
+/** The run driver's arguments for `ws` with rank 1 slow (gated by `gate`), then `more`. */
+function slowRankArgs(ws: Workspace, gate: string, ...more: string[]): string[] {
+  return ["--config", ws.configPath, "--gate", gate, "--slow-rank", "1", ...more];
+}
+
 /**
  * Runs the driver with rank 1 slow on `n` ranks under `impl`; checks that every file is
  * verified once and the slow rank's share was taken over by the others.
@@ -126,14 +131,7 @@ async function slowRankRun(impl: MpiImpl, n: number, partitions: number): Promis
   const { ws, rows } = await scheduled(n, partitions, { files_in_flight: 2 });
   const gate = await makeGate();
   try {
-    const r = await mpirun(impl, n, RUN_DRIVER, [
-      "--config",
-      ws.configPath,
-      "--gate",
-      gate,
-      "--slow-rank",
-      "1",
-    ], { timeoutMs: 240_000 });
+    const r = await mpirun(impl, n, RUN_DRIVER, slowRankArgs(ws, gate), { timeoutMs: 240_000 });
     assertEquals(r.code, 0, r.stdout + r.stderr);
     await assertDatasetOnce(ws, rows);
     const s = await summaryOf(ws);
@@ -185,17 +183,11 @@ for (const impl of MPI_IMPLS) {
     const gate = await makeGate();
     // Rank 1 is slow: rank 0 takes over its files and pauses inside the copy of the first one
     // it took, its first range on storage, until it is killed.
-    const job = spawnDriver(impl, 2, [
-      "--config",
-      ws.configPath,
-      "--gate",
-      gate,
-      "--slow-rank",
-      "1",
-      "--pause-in-steal",
-      "--pause-rank",
-      "0",
-    ]);
+    const job = spawnDriver(
+      impl,
+      2,
+      slowRankArgs(ws, gate, "--pause-in-steal", "--pause-rank", "0"),
+    );
     try {
       const pids = await waitPaused(gate, [0], job.running);
       const temporaries = datasetFiles(ws).filter((p) => p.endsWith(".dt-tmp"));
@@ -234,18 +226,13 @@ for (const impl of MPI_IMPLS) {
       // budget (20 s) is out.
       const own = shareOf(rows, 0).length;
       assert(shareOf(rows, 1).length > 3, "rank 1 has files left for the next job");
-      const r = await mpirun(impl, 2, RUN_DRIVER, [
-        "--config",
-        ws.configPath,
-        "--gate",
-        gate,
-        "--slow-rank",
-        "1",
-        "--stall-after",
-        String(own + 2),
-        "--time-limit",
-        "80s",
-      ], { timeoutMs: 240_000 });
+      const r = await mpirun(
+        impl,
+        2,
+        RUN_DRIVER,
+        slowRankArgs(ws, gate, "--stall-after", String(own + 2), "--time-limit", "80s"),
+        { timeoutMs: 240_000 },
+      );
       assertEquals(r.code, 4, r.stdout + r.stderr);
       const s = await summaryOf(ws);
       assertEquals(s.stoppedForTime, true);
@@ -269,14 +256,7 @@ Deno.test("steal: data_transfer.steal: false keeps each rank to its own share, e
   const { ws, rows } = await scheduled(2, 6, { steal: false });
   const gate = await makeGate();
   try {
-    const r = await mpirun("mpich", 2, RUN_DRIVER, [
-      "--config",
-      ws.configPath,
-      "--gate",
-      gate,
-      "--slow-rank",
-      "1",
-    ]);
+    const r = await mpirun("mpich", 2, RUN_DRIVER, slowRankArgs(ws, gate));
     assertEquals(r.code, 0, r.stdout + r.stderr);
     assert(!r.stderr.includes("balancing at run time is off"), "the config's choice is no warning");
     await assertDatasetOnce(ws, rows);
